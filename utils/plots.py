@@ -1,0 +1,84 @@
+"""Figures for the notebooks; each is saved as a PNG and returned (a notebook shows it inline)."""
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+
+def _save(fig, path) -> plt.Figure:
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)  # returned, not left open: shown once inline, no figures pile up in scripts
+    return fig
+
+
+def _digit_grid(images, titles, ncols, title=None, path=None):
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.5 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, t in zip(axes.flat, images, titles, strict=False):  # more axes than images
+        ax.imshow(img.squeeze().cpu(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(t, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_augmentations(images, augment, generator, n_versions=3, path=None):
+    """Row 1: original digits (float, [0, 1]); rows below: `n_versions` independent augmentations of them."""
+    rows = [images] + [augment(images, generator) for _ in range(n_versions)]
+    titles = ["original"] * len(images) + [f"augmented {i + 1}" for i in range(n_versions) for _ in images]
+    return _digit_grid(torch.cat(rows), titles, ncols=len(images), path=path)
+
+
+def plot_curves(history, path=None):
+    """Loss, accuracy and learning rate per epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(14, 3.5))
+    for split in ("train", "test"):
+        ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], marker="o", label=split)
+        ax_acc.plot(epochs, [100 * h[f"{split}_acc"] for h in history], marker="o", label=split)
+    ax_lr.plot(epochs, [h["lr"] for h in history], marker="o")
+    for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy (%)"), (ax_lr, "learning rate (epoch start)")):
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    ax_loss.legend()
+    ax_acc.legend()
+    return _save(fig, path)
+
+
+def plot_misclassified(images, logits, labels, n=30, path=None):
+    """The first `n` misclassified test digits with predicted and true labels."""
+    pred = logits.argmax(1)
+    wrong = (pred != labels).nonzero().flatten()[:n].cpu()
+    imgs = images[wrong.to(images.device)].float() / 255 if images.dtype == torch.uint8 else images[wrong]
+    titles = [f"pred {pred[i]} / true {labels[i]}" for i in wrong.tolist()]
+    total = int((pred != labels).sum())
+    return _digit_grid(imgs, titles, ncols=10, title=f"{total} misclassified of {len(labels)}", path=path)
+
+
+def confusion_matrix(logits, labels, classes=10) -> torch.Tensor:
+    """Counts [true, predicted]."""
+    return torch.bincount(labels.cpu() * classes + logits.argmax(1).cpu(), minlength=classes**2).view(classes, classes)
+
+
+def plot_confusion(logits, labels, path=None):
+    """Confusion matrix with counts; the diagonal is drawn dimmed so the errors stand out."""
+    cm = confusion_matrix(logits, labels)
+    off = cm.clone().fill_diagonal_(0)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(off, cmap="Reds")
+    for t in range(10):
+        for p in range(10):
+            ax.text(p, t, int(cm[t, p]), ha="center", va="center", fontsize=8, color="gray" if t == p else "black")
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix (colour: errors only)")
+    fig.colorbar(im, ax=ax)
+    return _save(fig, path)
