@@ -6,7 +6,7 @@ PAPERMILL := $(VENV)/bin/papermill --log-level WARNING
 RUN_DIR := runs/$(shell date +%Y%m%d-%H%M%S)
 NOTEBOOKS := 01_model_design 02_augmentation 03_training
 
-.PHONY: run test data notebooks lint clean
+.PHONY: run test data models notebooks lint clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ run: data  ## the three notebooks with their defaults -> runs/<timestamp>/
 test: data  ## lint, unit tests, papermill smoke runs, nbval over the committed notebooks
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env tests notebooks
+
+models: data  ## 03_training once per model with its registered recipe -> runs/<timestamp>/<model>/ + results table
+	for m in s5 s6 s7; do \
+	  $(PAPERMILL) notebooks/03_training.ipynb $(RUN_DIR)/$$m/03_training.ipynb -p output_dir $(RUN_DIR)/$$m \
+	    $$($(PY) -m utils.report args $$m) || exit 1; \
+	done
+	$(PY) -m utils.report table $(RUN_DIR) | tee $(RUN_DIR)/results.md
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

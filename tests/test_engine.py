@@ -21,7 +21,7 @@ from utils.models import get_model
 GOOD = dict(model="s7", epochs=2, batch_size=64, lr=0.05, optimizer="sgd", seed=1, device="cpu")
 
 
-def small_run(mnist_root, seed=1, subset=1000, epochs=2, name="s7"):
+def small_run(mnist_root, seed=1, subset=2000, epochs=2, name="s7"):
     seed_everything(seed)
     train, test = make_loaders(mnist_root, 64, "cpu", Augment(), seed, subset)
     test.images, test.labels = test.images[:1000], test.labels[:1000]
@@ -43,7 +43,7 @@ def test_history_rows_and_learning(mnist_root):
     assert [h["epoch"] for h in history] == [1, 2]
     assert set(history[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"}
     assert all(0 <= h["train_acc"] <= 1 and 0 <= h["test_acc"] <= 1 for h in history)
-    assert history[1]["test_loss"] < history[0]["test_loss"]  # 32 steps on 1,000 images: learning has begun
+    assert history[1]["test_loss"] < history[0]["test_loss"]  # 64 steps on 2,000 images: learning has begun
     assert history[-1]["test_acc"] > 0.3  # > 3x the 10% of guessing
 
 
@@ -108,6 +108,7 @@ def test_cuda_without_cuda_is_one_clear_error():
         (dict(lr=-1), "parameter lr=-1 is invalid"),
         (dict(optimizer="rmsprop"), "parameter optimizer='rmsprop' is invalid: expected one of sgd, adam"),
         (dict(subset=0), "parameter subset=0 is invalid"),
+        (dict(warmup=1.5), "parameter warmup=1.5 is invalid: expected a fraction of the training steps"),
     ],
 )
 def test_bad_parameters_name_the_parameter_and_what_is_accepted(change, message):

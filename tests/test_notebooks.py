@@ -30,7 +30,7 @@ def outputs_text(path):
 
 def test_model_design_notebook(tmp_path):
     text = outputs_text(run("01_model_design.ipynb", tmp_path, model="s5"))
-    assert "s5: 23," in text and "budget < 25,000" in text
+    assert "s5: 24,834 trainable parameters (budget < 25,000)" in text
     assert "Total params" in text and "output (4, 10)" in text
 
 
@@ -62,6 +62,15 @@ def test_bad_parameter_fails_the_papermill_run_with_its_message(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match=r"parameter epochs=0 is invalid: expected an integer >= 1"):
         run("03_training.ipynb", tmp_path, epochs=0, output_dir=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()  # nothing written before the check
+
+
+@pytest.mark.parametrize("name", ["01_model_design.ipynb", "02_augmentation.ipynb", "03_training.ipynb"])
+def test_papermill_sees_every_parameter(name):
+    nb = json.loads((NOTEBOOKS / name).read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    assigned = {t.id for node in tree.body for t in ast.walk(node.targets[0]) if isinstance(t, ast.Name)}
+    assert set(pm.inspect_notebook(NOTEBOOKS / name)) == assigned
 
 
 def test_training_notebook_defaults_are_the_s7_recipe():

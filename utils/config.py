@@ -24,7 +24,8 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def check_params(model, epochs, batch_size, lr, optimizer, seed, device, subset=None, data_dir=None, output_dir=None):
+def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=0.2, subset=None, data_dir=None,
+                 output_dir=None):
     """Validate the training parameters; returns them as a dict, with `device` resolved."""
     if model not in list_models():
         _fail("model", model, f"one of {', '.join(list_models())}")
@@ -39,6 +40,8 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, subset=
         _fail("lr", lr, "a finite number > 0")
     if optimizer not in OPTIMIZERS:
         _fail("optimizer", optimizer, f"one of {', '.join(OPTIMIZERS)}")
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 < warmup < 1:
+        _fail("warmup", warmup, "a fraction of the training steps, 0 < warmup < 1")
     if not _is_int(seed):
         _fail("seed", seed, "an integer")
     try:
@@ -47,9 +50,11 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, subset=
         _fail("device", device, f"'auto', 'cpu', 'cuda' or 'mps' available on this machine ({err})")
     if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
         _fail("output_dir", output_dir, "a directory path (this is an existing file)")
-    return dict(model=model, epochs=epochs, batch_size=batch_size, lr=float(lr), optimizer=optimizer, seed=seed,
-                device=device, subset=subset, data_dir=None if data_dir is None else str(data_dir),
-                output_dir=None if output_dir is None else str(output_dir))
+    return dict(
+        model=model, epochs=epochs, batch_size=batch_size, lr=float(lr), optimizer=optimizer, warmup=float(warmup),
+        seed=seed, device=device, subset=subset, data_dir=None if data_dir is None else str(data_dir),
+        output_dir=None if output_dir is None else str(output_dir),
+    )
 
 
 def make_output_dir(output_dir=None) -> Path:

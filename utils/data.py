@@ -133,17 +133,17 @@ class Augment:
     def _erase_mask(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One rectangle per chosen image, 2-15% of its area, as a boolean mask."""
         n, _, h, w = x.shape
-        u = torch.rand(n, 5, generator=generator)
+        u = torch.rand(n, 5, generator=generator).to(x.device)
         area = (0.02 + 0.13 * u[:, 0]) * h * w
         ratio = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * u[:, 1])
         eh = (area * ratio).sqrt().clamp(1, h).floor()
         ew = (area / ratio).sqrt().clamp(1, w).floor()
         top, left = ((h - eh + 1) * u[:, 2]).floor(), ((w - ew + 1) * u[:, 3]).floor()
         chosen = u[:, 4] < self.erase
-        rows, cols = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+        rows, cols = torch.arange(h, device=x.device).view(1, h, 1), torch.arange(w, device=x.device).view(1, 1, w)
         box = (rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
         box = box & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1))
-        return (box & chosen.view(-1, 1, 1)).unsqueeze(1).to(x.device)
+        return (box & chosen.view(-1, 1, 1)).unsqueeze(1)
 
     def torchvision(self) -> transforms.Compose:
         """The same augmentation as per-image torchvision transforms, for the classic DataLoader path."""

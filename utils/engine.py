@@ -96,12 +96,13 @@ def evaluate(model, loader):
     return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
 
-def fit(model, optimizer, train_loader, test_loader, epochs: int, grad_clip=None, pct_start=0.2):
-    """Train for `epochs` with a OneCycle schedule peaking at the optimizer's lr; returns the per-epoch history."""
+def fit(model, optimizer, train_loader, test_loader, epochs: int, warmup=0.2, grad_clip=None):
+    """Train for `epochs` with OneCycle: lr rises to the optimizer's lr over the first `warmup` fraction of the
+    steps, then anneals; returns the per-epoch history."""
     device = next(model.parameters()).device
     max_lr = optimizer.param_groups[0]["lr"]
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=len(train_loader), pct_start=pct_start
+        optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=len(train_loader), pct_start=warmup
     )
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")  # AMP on CUDA only
     history = []
@@ -168,7 +169,7 @@ def run_metrics(config, n_params, history, checkpoint) -> dict:
     acc = [h["test_acc"] for h in history]
     return dict(
         model=config["model"], params=n_params, epochs=len(history), seed=config["seed"], device=config["device"],
-        batch_size=config["batch_size"], lr=config["lr"], optimizer=config["optimizer"], subset=config["subset"],
-        history=history, best_test_acc=max(acc), final_test_acc=acc[-1],
+        batch_size=config["batch_size"], lr=config["lr"], optimizer=config["optimizer"], warmup=config["warmup"],
+        subset=config["subset"], history=history, best_test_acc=max(acc), final_test_acc=acc[-1],
         train_seconds=sum(h["seconds"] for h in history), checkpoint=str(checkpoint), torch=torch.__version__,
     )

@@ -35,12 +35,13 @@ def classifier(*blocks, channels):
 def s5(dropout=0.05):
     """< 25k parameters, built to learn fast: 1 epoch to 98.5%."""
     return classifier(
-        conv_bn(1, 16),  # 26x26, RF 3
-        conv_bn(16, 32),  # 24x24, RF 5
+        conv_bn(1, 8),  # 26x26, RF 3
+        conv_bn(8, 16),  # 24x24, RF 5
         nn.MaxPool2d(2),  # 12x12, RF 6
         nn.Dropout(dropout),
-        conv_bn(32, 32),  # 10x10, RF 10
+        conv_bn(16, 32),  # 10x10, RF 10
         conv_bn(32, 32),  # 8x8, RF 14
+        conv_bn(32, 32),  # 6x6, RF 18
         channels=32,
     )
 
@@ -63,10 +64,10 @@ def s7(dropout=0.05):
     """< 8k parameters, cheap early layers: few channels at full resolution."""
     return classifier(
         conv_bn(1, 8),  # 26x26, RF 3
-        conv_bn(8, 10),  # 24x24, RF 5
+        conv_bn(8, 12),  # 24x24, RF 5
         nn.MaxPool2d(2),  # 12x12, RF 6
         nn.Dropout(dropout),
-        conv_bn(10, 16),  # 10x10, RF 10
+        conv_bn(12, 16),  # 10x10, RF 10
         conv_bn(16, 16),  # 8x8, RF 14
         conv_bn(16, 16),  # 6x6, RF 18
         channels=16,
@@ -84,15 +85,15 @@ class ModelSpec:
 MODELS = {
     "s5": ModelSpec(
         s5, 25_000, "after 1 epoch: train accuracy >= 95% and test accuracy >= 98.5%",
-        dict(epochs=1, batch_size=64, lr=0.05, optimizer="sgd", rotation=0.0, translate=0.0, erase=0.0),
+        dict(epochs=1, batch_size=32, lr=0.01, optimizer="adam", warmup=0.02, rotation=0.0, translate=0.0, erase=0.0),
     ),
     "s6": ModelSpec(
         s6, 20_000, "test accuracy >= 99.4% within 20 epochs",
-        dict(epochs=15, batch_size=128, lr=0.1, optimizer="sgd", rotation=10.0, translate=0.1, erase=0.0),
+        dict(epochs=12, batch_size=64, lr=0.05, optimizer="sgd", warmup=0.2, rotation=10.0, translate=0.1, erase=0.0),
     ),
     "s7": ModelSpec(
         s7, 8_000, "test accuracy >= 99.4% on each of the last 3 epochs, at most 15 epochs",
-        dict(epochs=15, batch_size=128, lr=0.1, optimizer="sgd", rotation=10.0, translate=0.1, erase=0.0),
+        dict(epochs=15, batch_size=64, lr=0.05, optimizer="sgd", warmup=0.2, rotation=10.0, translate=0.1, erase=0.0),
     ),
 }
 

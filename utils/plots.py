@@ -30,7 +30,8 @@ def _digit_grid(images, titles, ncols, title=None, path=None):
 def plot_augmentations(images, augment, generator, n_versions=3, path=None):
     """Row 1: original digits (float, [0, 1]); rows below: `n_versions` independent augmentations of them."""
     rows = [images] + [augment(images, generator) for _ in range(n_versions)]
-    titles = ["original"] * len(images) + [f"augmented {i + 1}" for i in range(n_versions) for _ in images]
+    names = ["original"] + [f"augmented {i + 1}" for i in range(n_versions)]
+    titles = [name if col == 0 else "" for name in names for col in range(len(images))]  # label each row once
     return _digit_grid(torch.cat(rows), titles, ncols=len(images), path=path)
 
 
