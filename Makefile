@@ -32,7 +32,7 @@ test: data  ## lint, unit tests, papermill smoke runs, nbval over the committed 
 
 models: data  ## 03_training once per model with its registered recipe -> runs/<timestamp>/<model>/ + results table
 	for m in s5 s6 s7; do \
-	  $(PAPERMILL) notebooks/03_training.ipynb $(RUN_DIR)/$$m/03_training.ipynb -p output_dir $(RUN_DIR)/$$m \
+	  mkdir -p $(RUN_DIR)/$$m && $(PAPERMILL) notebooks/03_training.ipynb $(RUN_DIR)/$$m/03_training.ipynb -p output_dir $(RUN_DIR)/$$m \
 	    $$($(PY) -m utils.report args $$m) || exit 1; \
 	done
 	$(PY) -m utils.report table $(RUN_DIR) | tee $(RUN_DIR)/results.md

@@ -108,6 +108,7 @@ def test_cuda_without_cuda_is_one_clear_error():
         (dict(lr=-1), "parameter lr=-1 is invalid"),
         (dict(optimizer="rmsprop"), "parameter optimizer='rmsprop' is invalid: expected one of sgd, adam"),
         (dict(subset=0), "parameter subset=0 is invalid"),
+        (dict(grad_clip=0), "parameter grad_clip=0 is invalid: expected None or a finite number > 0"),
         (dict(warmup=1.5), "parameter warmup=1.5 is invalid: expected a fraction of the training steps"),
     ],
 )

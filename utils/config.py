@@ -24,8 +24,12 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=0.2, subset=None, data_dir=None,
-                 output_dir=None):
+def _positive_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=0.2, grad_clip=None, subset=None,
+                 data_dir=None, output_dir=None):
     """Validate the training parameters; returns them as a dict, with `device` resolved."""
     if model not in list_models():
         _fail("model", model, f"one of {', '.join(list_models())}")
@@ -36,12 +40,14 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=
     n_train = subset or TRAIN_IMAGES
     if not _is_int(batch_size) or not 1 <= batch_size <= n_train:
         _fail("batch_size", batch_size, f"an integer in 1..{n_train} (the number of training images)")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+    if not _positive_number(lr):
         _fail("lr", lr, "a finite number > 0")
     if optimizer not in OPTIMIZERS:
         _fail("optimizer", optimizer, f"one of {', '.join(OPTIMIZERS)}")
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 < warmup < 1:
         _fail("warmup", warmup, "a fraction of the training steps, 0 < warmup < 1")
+    if grad_clip is not None and not _positive_number(grad_clip):
+        _fail("grad_clip", grad_clip, "None or a finite number > 0 (the largest gradient norm)")
     if not _is_int(seed):
         _fail("seed", seed, "an integer")
     try:
@@ -52,7 +58,8 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=
         _fail("output_dir", output_dir, "a directory path (this is an existing file)")
     return dict(
         model=model, epochs=epochs, batch_size=batch_size, lr=float(lr), optimizer=optimizer, warmup=float(warmup),
-        seed=seed, device=device, subset=subset, data_dir=None if data_dir is None else str(data_dir),
+        grad_clip=grad_clip, seed=seed, device=device, subset=subset,
+        data_dir=None if data_dir is None else str(data_dir),
         output_dir=None if output_dir is None else str(output_dir),
     )
 

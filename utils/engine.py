@@ -165,11 +165,10 @@ def write_json(path, data) -> Path:
 
 
 def run_metrics(config, n_params, history, checkpoint) -> dict:
-    """What a training run writes to metrics.json (accuracies as fractions)."""
+    """What a training run writes to metrics.json: its checked parameters and results (accuracies as fractions)."""
     acc = [h["test_acc"] for h in history]
-    return dict(
-        model=config["model"], params=n_params, epochs=len(history), seed=config["seed"], device=config["device"],
-        batch_size=config["batch_size"], lr=config["lr"], optimizer=config["optimizer"], warmup=config["warmup"],
-        subset=config["subset"], history=history, best_test_acc=max(acc), final_test_acc=acc[-1],
-        train_seconds=sum(h["seconds"] for h in history), checkpoint=str(checkpoint), torch=torch.__version__,
-    )
+    return {
+        **config, "params": n_params, "epochs": len(history), "history": history, "best_test_acc": max(acc),
+        "final_test_acc": acc[-1], "train_seconds": sum(h["seconds"] for h in history),
+        "checkpoint": str(checkpoint), "torch": torch.__version__,
+    }
