@@ -93,7 +93,7 @@ MODELS = {
     ),
     "s7": ModelSpec(
         s7, 8_000, "test accuracy >= 99.4% on each of the last 3 epochs, at most 15 epochs",
-        dict(epochs=15, batch_size=64, lr=0.05, optimizer="sgd", warmup=0.2, rotation=10.0, translate=0.1, erase=0.0),
+        dict(epochs=15, batch_size=32, lr=0.025, optimizer="sgd", warmup=0.2, rotation=10.0, translate=0.1, erase=0.0),
     ),
 }
 
