@@ -117,6 +117,12 @@ def test_bad_parameters_name_the_parameter_and_what_is_accepted(change, message)
         check_params(**{**GOOD, **change})
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_cuda_parameter_without_cuda_is_rejected_before_any_work():
+    with pytest.raises(ParameterError, match="parameter device='cuda' is invalid: .*CUDA is not available here"):
+        check_params(**{**GOOD, "device": "cuda"})
+
+
 def test_output_dir_that_is_a_file_is_rejected(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
