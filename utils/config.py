@@ -44,7 +44,7 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=
         _fail("lr", lr, "a finite number > 0")
     if optimizer not in OPTIMIZERS:
         _fail("optimizer", optimizer, f"one of {', '.join(OPTIMIZERS)}")
-    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 < warmup < 1:
+    if not _positive_number(warmup) or warmup >= 1:
         _fail("warmup", warmup, "a fraction of the training steps, 0 < warmup < 1")
     if grad_clip is not None and not _positive_number(grad_clip):
         _fail("grad_clip", grad_clip, "None or a finite number > 0 (the largest gradient norm)")
