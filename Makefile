@@ -6,7 +6,7 @@ PAPERMILL := $(VENV)/bin/papermill --log-level WARNING
 RUN_DIR := runs/$(shell date +%Y%m%d-%H%M%S)
 NOTEBOOKS := 01_model_design 02_augmentation 03_training
 
-.PHONY: run test data models notebooks lint clean
+.PHONY: run test data models notebooks bench bench-quick tiny lint clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,24 @@ test: data  ## lint, unit tests, papermill smoke runs, nbval over the committed 
 	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env tests notebooks
 
 models: data  ## 03_training once per model with its registered recipe -> runs/<timestamp>/<model>/ + results table
-	for m in s5 s6 s7; do \
+	for m in $$($(PY) -c "from utils.models import list_models; print(*list_models())"); do \
 	  mkdir -p $(RUN_DIR)/$$m && $(PAPERMILL) notebooks/03_training.ipynb $(RUN_DIR)/$$m/03_training.ipynb -p output_dir $(RUN_DIR)/$$m \
 	    $$($(PY) -m utils.report args $$m) || exit 1; \
 	done
 	$(PY) -m utils.report table $(RUN_DIR) | tee $(RUN_DIR)/results.md
+
+tiny: data  ## s7_tiny's recipe with seeds 1, 2 and 3 -> runs/<timestamp>/seed<N>/ + results table
+	for s in 1 2 3; do \
+	  mkdir -p $(RUN_DIR)/seed$$s && $(PAPERMILL) notebooks/03_training.ipynb $(RUN_DIR)/seed$$s/03_training.ipynb \
+	    -p output_dir $(RUN_DIR)/seed$$s $$($(PY) -m utils.report args s7_tiny) -p seed $$s || exit 1; \
+	done
+	$(PY) -m utils.report table $(RUN_DIR) | tee $(RUN_DIR)/results.md
+
+bench: data  ## speed benchmark, reference recipe vs s7 (about 15 min on 2 CPU cores) -> benchmarks/results/speed.md
+	$(PY) -m benchmarks.speed
+
+bench-quick: data  ## the same, 200 batches each, no accuracy target (about 1 min)
+	$(PY) -m benchmarks.speed --quick
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

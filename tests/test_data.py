@@ -83,10 +83,3 @@ def test_tensor_loader_visits_every_image_once_and_reshuffles():
     x, y = next(iter(loader))
     assert x.shape == (4, 1, 28, 28) and x.dtype == torch.float32
     assert torch.allclose(x[:, 0, 0, 0] * 255, y.float())  # images stay paired with their labels
-
-
-def test_classic_dataloader_path_yields_the_same_batches_shape(mnist_root):
-    train, test = data.classic_loaders(mnist_root, batch_size=32, augment=Augment(), workers=0)
-    x, y = next(iter(train))
-    assert x.shape == (32, 1, 28, 28) and 0 <= x.min() and x.max() <= 1 and y.shape == (32,)
-    assert len(test.dataset) == 10_000

@@ -44,11 +44,11 @@ def test_training_notebook_smoke_run_writes_metrics_and_checkpoint(tmp_path, mni
     run("03_training.ipynb", tmp_path, subset=2000, epochs=2, batch_size=100, output_dir=str(tmp_path))
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert {"model", "params", "epochs", "seed", "device", "batch_size", "history", "best_test_acc",
-            "final_test_acc", "train_seconds", "checkpoint"} <= set(m)
+            "final_test_acc", "train_seconds", "seconds", "checkpoint"} <= set(m)
     assert (m["model"], m["epochs"], m["batch_size"], m["seed"], m["device"]) == ("s7", 2, 100, 1, "cpu")
     assert [h["epoch"] for h in m["history"]] == [1, 2]
     for h in m["history"]:
-        assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"} <= set(h)
+        assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds", "seconds"} <= set(h)
         assert 0 <= h["train_acc"] <= 1 and 0 <= h["test_acc"] <= 1
     assert m["final_test_acc"] == m["history"][-1]["test_acc"] and m["best_test_acc"] >= m["final_test_acc"]
     model, ckpt = load_checkpoint(m["checkpoint"])

@@ -1,4 +1,4 @@
-"""MNIST data: verified raw files, an in-memory batch loader with tensor augmentation, and the classic DataLoader."""
+"""MNIST data: verified raw files and an in-memory batch loader with batched tensor augmentation."""
 
 import gzip
 import hashlib
@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
-from torchvision import transforms
 
 from .files import atomic_write
 
@@ -142,16 +141,6 @@ class Augment:
         box = box & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1))
         return (box & chosen.view(-1, 1, 1)).unsqueeze(1)
 
-    def torchvision(self) -> transforms.Compose:
-        """The same augmentation as per-image torchvision transforms, for the classic DataLoader path."""
-        steps = [
-            transforms.RandomAffine(self.rotation, translate=(self.translate, self.translate), scale=self.scale),
-            transforms.ToTensor(),
-        ]
-        if self.erase > 0:
-            steps.append(transforms.RandomErasing(p=self.erase, scale=(0.02, 0.15), value=0))
-        return transforms.Compose(steps)
-
 
 class TensorLoader:
     """A whole split held on `device` as uint8; yields (float images in [0, 1] of shape (B, 1, 28, 28), labels)."""
@@ -186,15 +175,3 @@ def make_loaders(data_dir=None, batch_size=128, device="cpu", augment=None, seed
     train = TensorLoader(train_x, train_y, batch_size, device, shuffle=True, augment=augment, seed=seed)
     test = TensorLoader(test_x, test_y, eval_batch_size, device)
     return train, test
-
-
-def classic_loaders(data_dir=None, batch_size=128, augment=None, workers=2, eval_batch_size=1000):
-    """The textbook path: torchvision MNIST datasets with per-image PIL transforms in a DataLoader."""
-    root = prepare_mnist(data_dir)
-    train_tf = augment.torchvision() if augment is not None else transforms.ToTensor()
-    train = torchvision.datasets.MNIST(root, train=True, transform=train_tf)
-    test = torchvision.datasets.MNIST(root, train=False, transform=transforms.ToTensor())
-    return (
-        torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, num_workers=workers),
-        torch.utils.data.DataLoader(test, batch_size=eval_batch_size, num_workers=workers),
-    )

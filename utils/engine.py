@@ -85,7 +85,8 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, grad_clip=None, des
 def predict(model, loader):
     """Logits and labels for a whole loader (model in eval mode), on the model's device."""
     model.eval()
-    logits, labels = zip(*[(model(x).float(), y) for x, y in loader], strict=True)
+    device = next(model.parameters()).device
+    logits, labels = zip(*[(model(x.to(device)).float(), y.to(device)) for x, y in loader], strict=True)
     return torch.cat(logits), torch.cat(labels)
 
 
@@ -110,9 +111,10 @@ def fit(model, optimizer, train_loader, test_loader, epochs: int, warmup=0.2, gr
         lr = scheduler.get_last_lr()[0]
         desc = f"epoch {epoch}/{epochs}"
         train_loss, train_acc = train_epoch(model, train_loader, optimizer, scheduler, scaler, grad_clip, desc)
+        train_seconds = time.perf_counter() - start
         test_loss, test_acc = evaluate(model, test_loader)
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
-                   lr=lr, seconds=time.perf_counter() - start)
+                   lr=lr, train_seconds=train_seconds, seconds=time.perf_counter() - start)
         history.append(row)
         print(f"{desc}: test loss {test_loss:.4f}, test accuracy {test_acc:.2%} ({row['seconds']:.1f} s)", flush=True)
     return history
@@ -152,6 +154,7 @@ def run_metrics(config, n_params, history, checkpoint) -> dict:
     acc = [h["test_acc"] for h in history]
     return {
         **config, "params": n_params, "epochs": len(history), "history": history, "best_test_acc": max(acc),
-        "final_test_acc": acc[-1], "train_seconds": sum(h["seconds"] for h in history),
+        "final_test_acc": acc[-1], "train_seconds": sum(h["train_seconds"] for h in history),
+        "seconds": sum(h["seconds"] for h in history),
         "checkpoint": str(checkpoint), "torch": torch.__version__,
     }

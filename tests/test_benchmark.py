@@ -1,0 +1,35 @@
+import json
+
+import torch
+
+from benchmarks import speed
+from benchmarks.reference import reference_loaders, reference_net
+from utils.models import count_params
+
+
+def test_reference_net_is_the_described_10k_model():
+    net = reference_net()
+    assert count_params(net) == 10_170
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_reference_loader_yields_normalized_batches(mnist_root):
+    train, test = reference_loaders(mnist_root, workers=0, n_train=256)
+    x, y = next(iter(train))
+    assert x.shape == (128, 1, 28, 28) and y.shape == (128,)
+    assert x.min() < -0.4 and x.max() > 2.7  # (0 - 0.1307) / 0.3081 and (1 - 0.1307) / 0.3081
+    assert len(train.dataset) == 256 and len(test.dataset) == 10_000
+
+
+def test_quick_benchmark_writes_consistent_json_and_table(mnist_root, tmp_path):
+    result = speed.main(["--quick", "--batches", "4", "--workers", "0", "--device", "cpu", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "speed-quick.json").read_text())
+    assert saved["ratios"] == result["ratios"]
+    reference, s7, engine = saved["runs"]
+    assert [r["model"] for r in saved["runs"]] == ["reference", "s7", "reference"]
+    assert reference["params"] == engine["params"] == 10_170 and s7["params"] < 8_000
+    assert reference["train_images"] == engine["train_images"] == 4 * 128
+    assert saved["ratios"]["same_model_throughput"] == engine["images_per_second"] / reference["images_per_second"]
+    table = (tmp_path / "speed-quick.md").read_text()
+    assert table.count("\n| ") == 4  # header + three runs
+    assert "target ≥ 5×" in table and "target ≥ 2×" in table
