@@ -28,7 +28,8 @@ run: data  ## the three notebooks with their defaults -> runs/<timestamp>/
 
 test: data  ## lint, unit tests, papermill smoke runs, nbval over the committed notebooks
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env tests notebooks
+	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	  tests notebooks
 
 models: data  ## 03_training once per model with its registered recipe -> runs/<timestamp>/<model>/ + results table
 	for m in $$($(PY) -c "from utils.models import list_models; print(*list_models())"); do \
@@ -37,12 +38,12 @@ models: data  ## 03_training once per model with its registered recipe -> runs/<
 	done
 	$(PY) -m utils.report table $(RUN_DIR) | tee $(RUN_DIR)/results.md
 
-tiny: data  ## s7_tiny's recipe with seeds 1, 2 and 3 -> runs/<timestamp>/seed<N>/ + results table
-	for s in 1 2 3; do \
+tiny: data  ## s7_tiny's recipe with seeds 1, 2 and 3 -> runs/<timestamp>/seed<N>/ + results table (fails if a seed misses)
+	status=0; for s in 1 2 3; do \
 	  mkdir -p $(RUN_DIR)/seed$$s && $(PAPERMILL) notebooks/03_training.ipynb $(RUN_DIR)/seed$$s/03_training.ipynb \
-	    -p output_dir $(RUN_DIR)/seed$$s $$($(PY) -m utils.report args s7_tiny) -p seed $$s || exit 1; \
-	done
-	$(PY) -m utils.report table $(RUN_DIR) | tee $(RUN_DIR)/results.md
+	    -p output_dir $(RUN_DIR)/seed$$s $$($(PY) -m utils.report args s7_tiny) -p seed $$s || status=1; \
+	done; \
+	$(PY) -m utils.report table $(RUN_DIR) | tee $(RUN_DIR)/results.md; exit $$status
 
 bench: data  ## speed benchmark, reference recipe vs s7 (about 15 min on 2 CPU cores) -> benchmarks/results/speed.md
 	$(PY) -m benchmarks.speed

@@ -3,14 +3,18 @@ import json
 import pytest
 import torch
 
-from utils.config import ParameterError, check_params
+from utils import engine
+from utils.config import check_params
 from utils.data import Augment, make_loaders
 from utils.engine import (
+    LAST_CHECKPOINT,
+    CheckpointError,
     TrainingDiverged,
     evaluate,
     fit,
     load_checkpoint,
     make_optimizer,
+    read_checkpoint,
     resolve_device,
     save_checkpoint,
     seed_everything,
@@ -21,19 +25,22 @@ from utils.models import get_model
 GOOD = dict(model="s7", epochs=2, batch_size=64, lr=0.05, optimizer="sgd", seed=1, device="cpu")
 
 
-def small_run(mnist_root, seed=1, subset=2000, epochs=2, name="s7"):
+def small_run(mnist_root, seed=1, subset=2000, epochs=2, name="s7", **fit_options):
     seed_everything(seed)
     train, test = make_loaders(mnist_root, 64, "cpu", Augment(), seed, subset)
     test.images, test.labels = test.images[:1000], test.labels[:1000]
     model = get_model(name)
     opt = make_optimizer(model, "sgd", 0.05)
-    return model, opt, fit(model, opt, train, test, epochs)
+    return model, opt, fit(model, opt, train, test, epochs, **fit_options)
+
+
+def without_timings(history):
+    return [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in history]
 
 
 def test_same_seed_same_history(mnist_root):
     runs = [small_run(mnist_root)[2] for _ in range(2)]
-    strip = [[{k: v for k, v in h.items() if not k.endswith("seconds")} for h in run] for run in runs]
-    assert strip[0] == strip[1]
+    assert without_timings(runs[0]) == without_timings(runs[1])
     other = small_run(mnist_root, seed=2)[2]
     assert other[-1]["test_loss"] != runs[0][-1]["test_loss"]
 
@@ -50,13 +57,69 @@ def test_history_rows_and_learning(mnist_root):
 
 def test_checkpoint_round_trip_gives_identical_outputs(mnist_root, tmp_path):
     model, opt, history = small_run(mnist_root, epochs=1)
-    path = save_checkpoint(tmp_path, "s7", model, opt, history, dict(GOOD))
+    path = save_checkpoint(tmp_path, dict(GOOD), model, opt, history)
     assert path.name == f"s7_acc{history[-1]['test_acc']:.4f}.pt"
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
-    loaded, ckpt = load_checkpoint(path)
+    loaded, ckpt = load_checkpoint(path, model_name="s7")
     x = torch.rand(8, 1, 28, 28)
     assert torch.equal(model.eval()(x), loaded.eval()(x))
     assert ckpt["history"] == history and ckpt["params"] == GOOD and "state" in ckpt["optimizer"]
+
+
+def test_resumed_run_gives_the_uninterrupted_history(mnist_root, tmp_path, monkeypatch):
+    config = check_params(**{**GOOD, "epochs": 3, "subset": 2000})
+    _, _, uninterrupted = small_run(mnist_root, epochs=3)
+    calls = []
+
+    def evaluate_then_stop(model, loader):  # the run "dies" during epoch 2, after last.pt of epoch 1
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(model, loader)
+
+    monkeypatch.setattr(engine, "evaluate", evaluate_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        small_run(mnist_root, epochs=3, checkpoint_dir=tmp_path, config=config)
+    monkeypatch.undo()
+    assert read_checkpoint(tmp_path / LAST_CHECKPOINT)["epoch"] == 1
+    torch.manual_seed(123)  # whatever the global RNG holds now, resume restores it
+    _, _, resumed = small_run(mnist_root, epochs=3, checkpoint_dir=tmp_path, config=config,
+                              resume=tmp_path / LAST_CHECKPOINT)
+    assert without_timings(resumed) == without_timings(uninterrupted)
+    assert read_checkpoint(tmp_path / LAST_CHECKPOINT)["epoch"] == 3
+
+
+def test_checkpoint_of_another_model_is_refused_by_name(mnist_root, tmp_path):
+    model, opt, history = small_run(mnist_root, epochs=1, subset=256)
+    path = save_checkpoint(tmp_path, dict(GOOD), model, opt, history)
+    with pytest.raises(CheckpointError, match=r"holds model 's7', not 's5'; use model='s7' or a checkpoint of 's5'"):
+        load_checkpoint(path, model_name="s5")
+
+
+def test_checkpoint_with_other_shapes_is_one_clear_error(tmp_path):
+    model = get_model("s5")  # weights of s5 filed under the name s7
+    history = [dict(epoch=1, train_loss=1.0, test_loss=1.0, test_acc=0.5)]
+    path = save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model), history)
+    with pytest.raises(CheckpointError, match=r"does not fit model 's7' \(.*size mismatch.*\); it was saved from"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])
+def test_damaged_checkpoint_is_one_clear_error(tmp_path, content):
+    path = tmp_path / "s7.pt"
+    if content is None:  # a real checkpoint cut in half, as a full disk would leave it without atomic writes
+        model = get_model("s7")
+        history = [dict(epoch=1, train_loss=1.0, test_loss=1.0, test_acc=0.5)]
+        data = save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model), history, name="full.pt").read_bytes()
+        content = data[: len(data) // 2]
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"checkpoint .*s7.pt cannot be read \(.*\); it is damaged"):
+        load_checkpoint(path)
+
+
+def test_missing_checkpoint_is_one_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match=r"does not exist; give the path of a \.pt file written by a run"):
+        read_checkpoint(tmp_path / "nope.pt")
 
 
 def test_nan_loss_stops_with_a_clear_message(mnist_root):
@@ -70,9 +133,9 @@ def test_nan_loss_stops_with_a_clear_message(mnist_root):
 
 def test_no_checkpoint_from_a_diverged_model(tmp_path):
     model = get_model("s7")
-    history = [dict(epoch=1, test_acc=float("nan"))]
+    history = [dict(epoch=1, train_loss=float("nan"), test_loss=float("nan"), test_acc=0.1)]
     with pytest.raises(TrainingDiverged):
-        save_checkpoint(tmp_path, "s7", model, make_optimizer(model), history, {})
+        save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model), history)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -95,37 +158,3 @@ def test_cuda_without_cuda_is_one_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available here; use device='auto' or 'cpu'"):
         resolve_device("cuda")
     assert resolve_device("auto").type in {"cpu", "mps"}
-
-
-@pytest.mark.parametrize(
-    "change,message",
-    [
-        (dict(model="s99"), "parameter model='s99' is invalid: expected one of s5, s6, s7"),
-        (dict(epochs=0), "parameter epochs=0 is invalid: expected an integer >= 1"),
-        (dict(epochs=2.5), "parameter epochs=2.5 is invalid"),
-        (dict(batch_size=0), "parameter batch_size=0 is invalid: expected an integer in 1..60000"),
-        (dict(batch_size=500, subset=100), "parameter batch_size=500 is invalid: expected an integer in 1..100"),
-        (dict(lr=float("nan")), "parameter lr=nan is invalid: expected a finite number > 0"),
-        (dict(lr=-1), "parameter lr=-1 is invalid"),
-        (dict(optimizer="rmsprop"), "parameter optimizer='rmsprop' is invalid: expected one of sgd, adam"),
-        (dict(subset=0), "parameter subset=0 is invalid"),
-        (dict(grad_clip=0), "parameter grad_clip=0 is invalid: expected None or a finite number > 0"),
-        (dict(warmup=1.5), "parameter warmup=1.5 is invalid: expected a fraction of the training steps"),
-    ],
-)
-def test_bad_parameters_name_the_parameter_and_what_is_accepted(change, message):
-    with pytest.raises(ParameterError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        check_params(**{**GOOD, **change})
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
-def test_cuda_parameter_without_cuda_is_rejected_before_any_work():
-    with pytest.raises(ParameterError, match="parameter device='cuda' is invalid: .*CUDA is not available here"):
-        check_params(**{**GOOD, "device": "cuda"})
-
-
-def test_output_dir_that_is_a_file_is_rejected(tmp_path):
-    f = tmp_path / "file"
-    f.write_text("x")
-    with pytest.raises(ParameterError, match="output_dir"):
-        check_params(**GOOD, output_dir=f)

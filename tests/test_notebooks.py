@@ -2,20 +2,29 @@
 
 import ast
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import matplotlib.image
 import papermill as pm
 import pytest
 import torch
 
-from utils.engine import load_checkpoint
+from utils.engine import LAST_CHECKPOINT, load_checkpoint, read_checkpoint
 from utils.models import MODELS
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+SANITIZE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
+SMALL = dict(subset=1000, epochs=3, batch_size=100, device="cpu")
 
 
-def run(name, tmp_path, **parameters):
-    out = tmp_path / name
+def run(name, folder, **parameters):
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / name
     pm.execute_notebook(NOTEBOOKS / name, out, parameters=parameters, progress_bar=False, cwd=str(NOTEBOOKS))
     return out
 
@@ -51,17 +60,96 @@ def test_training_notebook_smoke_run_writes_metrics_and_checkpoint(tmp_path, mni
         assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds", "seconds"} <= set(h)
         assert 0 <= h["train_acc"] <= 1 and 0 <= h["test_acc"] <= 1
     assert m["final_test_acc"] == m["history"][-1]["test_acc"] and m["best_test_acc"] >= m["final_test_acc"]
-    model, ckpt = load_checkpoint(m["checkpoint"])
+    model, ckpt = load_checkpoint(m["checkpoint"], model_name="s7")
     assert ckpt["model_name"] == "s7" and ckpt["history"] == m["history"]
+    assert read_checkpoint(tmp_path / LAST_CHECKPOINT)["history"] == m["history"]
     assert model(torch.rand(1, 1, 28, 28)).shape == (1, 10)
     for png in ("curves.png", "misclassified.png", "confusion.png"):
         assert (tmp_path / png).stat().st_size > 5_000
 
 
-def test_bad_parameter_fails_the_papermill_run_with_its_message(tmp_path):
-    with pytest.raises(pm.PapermillExecutionError, match=r"parameter epochs=0 is invalid: expected an integer >= 1"):
-        run("03_training.ipynb", tmp_path, epochs=0, output_dir=str(tmp_path / "out"))
+@pytest.mark.parametrize("bad,message", [
+    (dict(epochs=0), "parameter epochs=0 is invalid: expected an integer >= 1"),
+    (dict(model="s8"), "parameter model='s8' is invalid: expected one of s5, s6, s7, s7_tiny"),
+    (dict(lr=-0.1), "parameter lr=-0.1 is invalid: expected a finite number > 0"),
+])
+def test_bad_parameter_fails_the_papermill_run_with_its_message(tmp_path, bad, message):
+    with pytest.raises(pm.PapermillExecutionError, match=message.replace(".", r"\.")):
+        run("03_training.ipynb", tmp_path, **bad, output_dir=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()  # nothing written before the check
+
+
+def without_timings(history):
+    return [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in history]
+
+
+def kernel_pids(parent: int) -> list[int]:
+    """Processes started by `parent` (the notebook's kernel under papermill), read from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            children.append(int(stat.parent.name))
+    return children
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the kernel process through /proc")
+def test_killed_run_leaves_only_loadable_files_and_resumes_to_the_uninterrupted_history(tmp_path, mnist_root):
+    run("03_training.ipynb", tmp_path / "a", **SMALL, output_dir=str(tmp_path / "full"))
+    cut = tmp_path / "cut"
+    args = [arg for k, v in {**SMALL, "output_dir": cut}.items() for arg in ("-p", k, str(v))]
+    papermill = subprocess.Popen([sys.executable, "-m", "papermill", "--log-level", "ERROR",
+                                  NOTEBOOKS / "03_training.ipynb", tmp_path / "cut.ipynb", *args],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not (cut / LAST_CHECKPOINT).exists():  # kill as soon as epoch 1 is saved: training is mid-run
+        assert papermill.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    for pid in kernel_pids(papermill.pid):
+        os.kill(pid, signal.SIGKILL)
+    os.killpg(papermill.pid, signal.SIGKILL)
+    papermill.wait()
+
+    assert not (cut / "metrics.json").exists()  # it really died before the end
+    for path in cut.iterdir():  # every artefact present loads; *.tmp are unfinished writes, never read
+        if path.suffix == ".pt":
+            assert read_checkpoint(path)["epoch"] < SMALL["epochs"]
+        elif path.suffix == ".png":
+            assert matplotlib.image.imread(path).size > 0
+        else:
+            assert path.name.endswith(".tmp"), f"unexpected file {path.name}"
+    run("03_training.ipynb", tmp_path / "b", **SMALL, resume=str(cut / LAST_CHECKPOINT))
+    full, resumed = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("full", "cut"))
+    assert without_timings(resumed["history"]) == without_timings(full["history"])
+    assert resumed["final_test_acc"] == full["final_test_acc"]
+
+
+def nbval(notebook) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
+         "--nbval-sanitize-with", str(SANITIZE), str(notebook)],
+        capture_output=True, text=True, cwd=Path(notebook).parent,
+    )
+
+
+def test_seeded_small_run_passes_nbval_twice_and_a_changed_number_fails(tmp_path, mnist_root):
+    notebook = run("03_training.ipynb", tmp_path, **SMALL, output_dir=str(tmp_path / "out"))
+    nb = json.loads(notebook.read_text())
+    cell = next(c for c in nb["cells"] if "print(format_history(" in "".join(c["source"]))
+    assert "".join(cell["source"]).startswith("# NBVAL_CHECK_OUTPUT")
+    table = "".join(cell["outputs"][0]["text"])
+    assert table.count("%") == 2 * SMALL["epochs"]  # train and test accuracy of every epoch are checked
+    for _ in range(2):
+        result = nbval(notebook)
+        assert result.returncode == 0, result.stdout[-3000:]
+    last_acc = table.split()[-3]  # the last epoch's test accuracy, e.g. 61.42%
+    cell["outputs"][0]["text"] = table.replace(last_acc, "12.34%")
+    tampered = tmp_path / "tampered.ipynb"
+    tampered.write_text(json.dumps(nb))
+    assert nbval(tampered).returncode != 0  # the check can fail
 
 
 @pytest.mark.parametrize("name", ["01_model_design.ipynb", "02_augmentation.ipynb", "03_training.ipynb"])

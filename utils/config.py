@@ -1,15 +1,18 @@
 """Checking the training notebook's parameters before any work, and where a run writes its files."""
 
 import math
+import os
 import time
 from pathlib import Path
 
-from .data import REPO_ROOT
-from .engine import resolve_device
+from .data import REPO_ROOT, bad_raw_files
+from .engine import CheckpointError, read_checkpoint, resolve_device
 from .models import list_models
 
 TRAIN_IMAGES = 60_000
 OPTIMIZERS = ("sgd", "adam")
+SAME_ON_RESUME = ("model", "epochs", "batch_size", "lr", "optimizer", "warmup", "grad_clip", "seed", "subset",
+                  "rotation", "translate", "erase")
 
 
 class ParameterError(ValueError):
@@ -24,13 +27,18 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _positive_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    return _number(v) and v > 0
 
 
 def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=0.2, grad_clip=None, subset=None,
-                 data_dir=None, output_dir=None):
-    """Validate the training parameters; returns them as a dict, with `device` resolved."""
+                 data_dir=None, output_dir=None, rotation=10.0, translate=0.1, erase=0.0, resume=None):
+    """Validate the training parameters; returns them as a dict, with `device` resolved. A run with `resume`
+    and no `output_dir` writes into the checkpoint's folder."""
     if model not in list_models():
         _fail("model", model, f"one of {', '.join(list_models())}")
     if not _is_int(epochs) or epochs < 1:
@@ -50,18 +58,55 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=
         _fail("grad_clip", grad_clip, "None or a finite number > 0 (the largest gradient norm)")
     if not _is_int(seed):
         _fail("seed", seed, "an integer")
+    if not (_number(rotation) and 0 <= rotation <= 180):
+        _fail("rotation", rotation, "degrees, 0 <= rotation <= 180")
+    if not (_number(translate) and 0 <= translate < 0.5):
+        _fail("translate", translate, "a fraction of the image size, 0 <= translate < 0.5")
+    if not (_number(erase) and 0 <= erase <= 1):
+        _fail("erase", erase, "a probability, 0 <= erase <= 1")
     try:
         device = str(resolve_device(device))
     except (ValueError, RuntimeError) as err:
         _fail("device", device, f"'auto', 'cpu', 'cuda' or 'mps' available on this machine ({err})")
-    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
-        _fail("output_dir", output_dir, "a directory path (this is an existing file)")
-    return dict(
+    if data_dir is not None and bad_raw_files(Path(data_dir) / "MNIST" / "raw") and not _writable(data_dir):
+        _fail("data_dir", data_dir, "a folder this user can write to (the MNIST files are not there yet)")
+    if output_dir is not None and not _writable(output_dir):
+        _fail("output_dir", output_dir, "a folder path this user can write to (not an existing file)")
+    if resume is not None and output_dir is None:
+        output_dir = Path(resume).parent
+    config = dict(
         model=model, epochs=epochs, batch_size=batch_size, lr=float(lr), optimizer=optimizer, warmup=float(warmup),
-        grad_clip=grad_clip, seed=seed, device=device, subset=subset,
-        data_dir=None if data_dir is None else str(data_dir),
-        output_dir=None if output_dir is None else str(output_dir),
+        grad_clip=grad_clip, seed=seed, device=device, subset=subset, rotation=float(rotation),
+        translate=float(translate), erase=float(erase), data_dir=None if data_dir is None else str(data_dir),
+        output_dir=None if output_dir is None else str(output_dir), resume=None if resume is None else str(resume),
     )
+    if resume is not None:
+        _check_resume(resume, config)
+    return config
+
+
+def _writable(folder) -> bool:
+    """Whether `folder` is, or can be created as, a directory this process may write to."""
+    path = Path(folder).absolute()
+    while not path.exists():
+        path = path.parent
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def _check_resume(path, config) -> None:
+    """`resume` must be a `last.pt` of an unfinished run made with the same parameters."""
+    try:
+        ckpt = read_checkpoint(path)
+    except CheckpointError as err:
+        _fail("resume", str(path), f"a last.pt written by an interrupted run ({err})")
+    if ckpt.get("scheduler") is None:
+        _fail("resume", str(path), "a last.pt written after an epoch (this checkpoint has no training state)")
+    differ = [f"{k}={ckpt['params'].get(k)!r} there, {config[k]!r} here" for k in SAME_ON_RESUME
+              if ckpt["params"].get(k) != config[k]]
+    if differ:
+        _fail("resume", str(path), "a checkpoint of a run with the same parameters; it differs in " + ", ".join(differ))
+    if ckpt["epoch"] >= config["epochs"]:
+        _fail("resume", str(path), f"a checkpoint of an unfinished run (it already has all {ckpt['epoch']} epochs)")
 
 
 def make_output_dir(output_dir=None) -> Path:

@@ -1,4 +1,4 @@
-"""Training and evaluation: `train_epoch`, `predict`/`evaluate`, `fit`, checkpoints and metrics files."""
+"""Training and evaluation: `train_epoch`, `predict`/`evaluate`, `fit` (resumable), checkpoints, metrics."""
 
 import math
 import random
@@ -13,10 +13,15 @@ from .files import atomic_write
 from .models import get_model
 
 SYNC_EVERY = 25  # batches between progress-bar updates (each one waits for the device)
+LAST_CHECKPOINT = "last.pt"  # written after every epoch by `fit(checkpoint_dir=...)`; `resume` continues from it
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used: unreadable, or made for another model."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -96,17 +101,23 @@ def evaluate(model, loader):
     return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
 
-def fit(model, optimizer, train_loader, test_loader, epochs: int, warmup=0.2, grad_clip=None):
+def fit(model, optimizer, train_loader, test_loader, epochs: int, warmup=0.2, grad_clip=None,
+        checkpoint_dir=None, config=None, resume=None):
     """Train for `epochs` with OneCycle: lr rises to the optimizer's lr over the first `warmup` fraction of the
-    steps, then anneals; returns the per-epoch history."""
+    steps, then anneals; returns the per-epoch history.
+
+    With `checkpoint_dir` (and the run's `config`), `last.pt` is saved there after every epoch; `resume` (the
+    path of such a file) continues that run where it stopped, with the same numbers as an uninterrupted run.
+    """
     device = next(model.parameters()).device
     max_lr = optimizer.param_groups[0]["lr"]
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=len(train_loader), pct_start=warmup
     )
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")  # AMP on CUDA only
-    history = []
-    for epoch in range(1, epochs + 1):
+    history = [] if resume is None else restore(read_checkpoint(resume, device), model, optimizer, scheduler,
+                                                train_loader)
+    for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
         lr = scheduler.get_last_lr()[0]
         desc = f"epoch {epoch}/{epochs}"
@@ -117,7 +128,23 @@ def fit(model, optimizer, train_loader, test_loader, epochs: int, warmup=0.2, gr
                    lr=lr, train_seconds=train_seconds, seconds=time.perf_counter() - start)
         history.append(row)
         print(f"{desc}: test loss {test_loss:.4f}, test accuracy {test_acc:.2%} ({row['seconds']:.1f} s)", flush=True)
+        if checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir, config, model, optimizer, history, LAST_CHECKPOINT, scheduler, train_loader)
     return history
+
+
+def restore(ckpt, model, optimizer, scheduler, train_loader) -> list[dict]:
+    """Put weights, optimizer, schedule and random-number states back to where `ckpt` stopped; returns its history."""
+    if ckpt.get("scheduler") is None:
+        raise CheckpointError(f"the checkpoint has no training state to resume from; use {LAST_CHECKPOINT}")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    train_loader.generator.set_state(ckpt["rng"]["loader"])
+    if ckpt["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    return list(ckpt["history"])
 
 
 def format_history(history) -> str:
@@ -131,22 +158,58 @@ def format_history(history) -> str:
     return "\n".join(lines)
 
 
-def save_checkpoint(out_dir, model_name, model, optimizer, history, params) -> Path:
-    """Save model + optimizer state, history and parameters as `<model>_acc<test acc>.pt`."""
-    acc = history[-1]["test_acc"]
-    if not math.isfinite(acc):
+def save_checkpoint(out_dir, config, model, optimizer, history, name=None, scheduler=None, train_loader=None) -> Path:
+    """Atomically save weights, optimizer, history and parameters as `name` (default `<model>_acc<test acc>.pt`);
+    with the scheduler and train loader also their states and the RNG states, which `fit(resume=...)` needs."""
+    last = history[-1]
+    if not all(math.isfinite(last[k]) for k in ("train_loss", "test_loss", "test_acc")):
         raise TrainingDiverged("refusing to save a checkpoint of a diverged model")
-    state = dict(model_name=model_name, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                 history=history, params=params)
-    return atomic_write(Path(out_dir) / f"{model_name}_acc{acc:.4f}.pt", lambda p: torch.save(state, p))
+    state = dict(
+        model_name=config["model"], params=config, epoch=len(history), history=history,
+        model=model.state_dict(), optimizer=optimizer.state_dict(),
+        scheduler=None if scheduler is None else scheduler.state_dict(),
+        rng=dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                 loader=None if train_loader is None else train_loader.generator.get_state()),
+    )
+    name = name or f"{config['model']}_acc{last['test_acc']:.4f}.pt"
+    return atomic_write(Path(out_dir) / name, lambda p: torch.save(state, p))
 
 
-def load_checkpoint(path, device="cpu"):
-    """Rebuild the model named in a checkpoint and load its weights; returns (model, checkpoint dict)."""
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    model = get_model(ckpt["model_name"]).to(device)
-    model.load_state_dict(ckpt["model"])
+def read_checkpoint(path, device="cpu") -> dict:
+    """A checkpoint's contents, loaded with `weights_only=True` (tensors and plain data only, no code)."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .pt file written by a run")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # truncated, corrupt, or holding objects that weights_only refuses
+        raise CheckpointError(f"checkpoint {path} cannot be read ({_last_line(err)}); "
+                              "it is damaged or not from this project: use another one or train again") from None
+    if not isinstance(ckpt, dict) or not {"model_name", "model", "history"} <= set(ckpt):
+        raise CheckpointError(f"checkpoint {path} is not from this project (no model_name/model/history)")
+    return ckpt
+
+
+def load_checkpoint(path, device="cpu", model_name=None):
+    """Rebuild the model named in a checkpoint and load its weights; returns (model, checkpoint dict).
+    With `model_name`, a checkpoint of another model is refused with a clear message."""
+    ckpt = read_checkpoint(path, device)
+    name = ckpt["model_name"]
+    if model_name is not None and name != model_name:
+        raise CheckpointError(f"checkpoint {path} holds model {name!r}, not {model_name!r}; "
+                              f"use model={name!r} or a checkpoint of {model_name!r}")
+    try:
+        model = get_model(name).to(device)
+        model.load_state_dict(ckpt["model"])
+    except (ValueError, RuntimeError) as err:  # unknown name, or missing keys / size mismatches
+        raise CheckpointError(f"checkpoint {path} does not fit model {name!r} ({_last_line(err)}); it was saved from "
+                              "another version of the model: train again or use the matching code") from None
     return model, ckpt
+
+
+def _last_line(err: Exception) -> str:
+    """The last non-empty line of an error message (torch puts the specific cause there), or the error's type."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(err).__name__)[:200]
 
 
 def run_metrics(config, n_params, history, checkpoint) -> dict:

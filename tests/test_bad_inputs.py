@@ -1,0 +1,100 @@
+"""Bad training parameters through `check_params`, the call 03_training.ipynb makes right after its parameters
+cell: each gives one line naming the parameter, its value and what is accepted, and nothing is written."""
+
+import pytest
+import torch
+
+from utils.config import ParameterError, check_params
+from utils.data import TensorLoader
+from utils.engine import LAST_CHECKPOINT, make_optimizer, save_checkpoint
+from utils.models import get_model
+
+GOOD = dict(model="s7", epochs=2, batch_size=64, lr=0.05, optimizer="sgd", seed=1, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A resumable last.pt of GOOD's run, a final (not resumable) checkpoint, and a finished run's last.pt."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    model = get_model("s7")
+    opt = make_optimizer(model, "sgd", GOOD["lr"])
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, GOOD["lr"], total_steps=10)
+    loader = TensorLoader(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), 2, "cpu")
+    history = [dict(epoch=1, train_loss=1.0, test_loss=1.0, test_acc=0.5)]
+    config = check_params(**GOOD)
+    save_checkpoint(folder, config, model, opt, history, LAST_CHECKPOINT, scheduler, loader)
+    save_checkpoint(folder, config, model, opt, history, "final.pt")
+    save_checkpoint(folder, {**config, "epochs": 1}, model, opt, history, "finished.pt", scheduler, loader)
+    (folder / "junk.pt").write_bytes(b"not a checkpoint")
+    return folder
+
+
+def in_file(tmp_path):
+    """A path below a regular file: it can never be created."""
+    return str(tmp_path / "a_file" / "below")
+
+
+BAD = [  # (change to GOOD, expected text); a callable value gets (tmp_path, checkpoints folder)
+    (dict(model="s99"), "parameter model='s99' is invalid: expected one of s5, s6, s7, s7_tiny"),
+    (dict(model=None), "parameter model=None is invalid: expected one of"),
+    (dict(epochs=0), "parameter epochs=0 is invalid: expected an integer >= 1"),
+    (dict(epochs=-3), "parameter epochs=-3 is invalid: expected an integer >= 1"),
+    (dict(epochs=2.5), "parameter epochs=2.5 is invalid: expected an integer >= 1"),
+    (dict(epochs="10"), "parameter epochs='10' is invalid: expected an integer >= 1"),
+    (dict(batch_size=0), "parameter batch_size=0 is invalid: expected an integer in 1..60000"),
+    (dict(batch_size=-64), "parameter batch_size=-64 is invalid"),
+    (dict(batch_size=60_001), "parameter batch_size=60001 is invalid: expected an integer in 1..60000"),
+    (dict(batch_size=500, subset=100), "parameter batch_size=500 is invalid: expected an integer in 1..100"),
+    (dict(lr=0), "parameter lr=0 is invalid: expected a finite number > 0"),
+    (dict(lr=-1), "parameter lr=-1 is invalid: expected a finite number > 0"),
+    (dict(lr=float("nan")), "parameter lr=nan is invalid: expected a finite number > 0"),
+    (dict(lr=float("inf")), "parameter lr=inf is invalid: expected a finite number > 0"),
+    (dict(lr="0.1"), "parameter lr='0.1' is invalid: expected a finite number > 0"),
+    (dict(optimizer="rmsprop"), "parameter optimizer='rmsprop' is invalid: expected one of sgd, adam"),
+    (dict(subset=0), "parameter subset=0 is invalid: expected None or an integer in 1..60000"),
+    (dict(subset=70_000), "parameter subset=70000 is invalid: expected None or an integer in 1..60000"),
+    (dict(warmup=0), "parameter warmup=0 is invalid: expected a fraction of the training steps, 0 < warmup < 1"),
+    (dict(warmup=1.5), "parameter warmup=1.5 is invalid: expected a fraction of the training steps"),
+    (dict(grad_clip=0), "parameter grad_clip=0 is invalid: expected None or a finite number > 0"),
+    (dict(seed="one"), "parameter seed='one' is invalid: expected an integer"),
+    (dict(rotation=-5), "parameter rotation=-5 is invalid: expected degrees, 0 <= rotation <= 180"),
+    (dict(translate=0.7), "parameter translate=0.7 is invalid: expected a fraction of the image size"),
+    (dict(erase=2), "parameter erase=2 is invalid: expected a probability, 0 <= erase <= 1"),
+    (dict(device="tpu"), "parameter device='tpu' is invalid: expected 'auto', 'cpu', 'cuda' or 'mps'"),
+    (dict(data_dir=lambda t, c: in_file(t)), "is invalid: expected a folder this user can write to"),
+    (dict(output_dir=lambda t, c: str(t / "a_file")), "is invalid: expected a folder path this user can write to"),
+    (dict(output_dir=lambda t, c: in_file(t)), "is invalid: expected a folder path this user can write to"),
+    (dict(resume=lambda t, c: str(t / "missing.pt")), "missing.pt does not exist; give the path of a .pt file"),
+    (dict(resume=lambda t, c: str(c / "junk.pt")), "junk.pt cannot be read"),
+    (dict(resume=lambda t, c: str(c / "final.pt")), "expected a last.pt written after an epoch"),
+    (dict(resume=lambda t, c: str(c / "finished.pt"), epochs=1), "it already has all 1 epochs"),
+    (dict(resume=lambda t, c: str(c / LAST_CHECKPOINT), lr=0.1), "it differs in lr=0.05 there, 0.1 here"),
+    (dict(resume=lambda t, c: str(c / LAST_CHECKPOINT), model="s5"), "it differs in model='s7' there, 's5' here"),
+]
+if not torch.cuda.is_available():
+    BAD.append((dict(device="cuda"), "parameter device='cuda' is invalid: expected 'auto', 'cpu', 'cuda' or 'mps' "
+                                     "available on this machine (device='cuda' but CUDA is not available here"))
+
+
+def files_under(*folders):
+    return {p for folder in folders for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("change,expected", BAD, ids=[f"{i}-{next(iter(c))}" for i, (c, _) in enumerate(BAD)])
+def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, checkpoints, change, expected):
+    (tmp_path / "a_file").write_text("a file where a folder is expected")
+    change = {k: v(tmp_path, checkpoints) if callable(v) else v for k, v in change.items()}
+    before = files_under(tmp_path, checkpoints)
+    with pytest.raises(ParameterError) as err:
+        check_params(**{**GOOD, "output_dir": str(tmp_path / "out"), **change})
+    message = str(err.value)
+    assert expected in message and "\n" not in message
+    name = next(k for k in ("resume", "data_dir", "output_dir", *change) if k in change)
+    assert message.startswith(f"parameter {name}=")
+    assert files_under(tmp_path, checkpoints) == before  # no output folder, no half-written file
+
+
+def test_good_parameters_pass_and_resume_writes_next_to_its_checkpoint(checkpoints):
+    assert check_params(**GOOD)["output_dir"] is None
+    config = check_params(**GOOD, resume=str(checkpoints / LAST_CHECKPOINT))
+    assert config["output_dir"] == str(checkpoints)
