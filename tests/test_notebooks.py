@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import matplotlib.image
@@ -168,3 +169,38 @@ def test_training_notebook_defaults_are_the_s7_recipe():
     shared = [k for k in MODELS["s7"].recipe if k in defaults]
     assert {k: defaults[k] for k in shared} == {k: MODELS["s7"].recipe[k] for k in shared}
     assert len(shared) >= 6
+
+
+def colab_cell(name) -> str:
+    nb = json.loads((NOTEBOOKS / name).read_text())
+    return "".join(next(c for c in nb["cells"] if "colab-setup" in c["metadata"].get("tags", []))["source"])
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """subprocess.check_call, os.chdir and sys.path as seen by the Colab cell, recorded instead of done."""
+    calls = []
+    monkeypatch.setattr(subprocess, "check_call", lambda cmd: calls.append(cmd))
+    monkeypatch.setattr(os, "chdir", lambda path: calls.append(("chdir", path)))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    return calls
+
+
+@pytest.mark.parametrize("name", ["01_model_design.ipynb", "02_augmentation.ipynb", "03_training.ipynb"])
+def test_colab_cell_does_nothing_outside_colab(name, recorded):
+    path_before = list(sys.path)
+    exec(colab_cell(name), {})
+    assert recorded == [] and sys.path == path_before
+
+
+@pytest.mark.parametrize("cloned", [False, True])
+def test_colab_cell_clones_installs_and_makes_utils_importable_on_colab(recorded, monkeypatch, cloned):
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(os.path, "isdir", lambda path: cloned)  # second run of the cell: already cloned
+    exec(colab_cell("03_training.ipynb"), {})
+    setup = [] if cloned else [
+        ["git", "clone", "--depth", "1", "https://github.com/OWNER/REPO", "/content/repo"],
+        [sys.executable, "-m", "pip", "install", "-q", "torchsummary"],
+    ]
+    assert recorded == [*setup, ("chdir", "/content/repo/notebooks")]
+    assert sys.path[0] == "/content/repo"

@@ -5,14 +5,14 @@ import os
 import time
 from pathlib import Path
 
-from .data import REPO_ROOT, bad_raw_files
+from .data import RAW_MD5, REPO_ROOT, bad_raw_files, raw_dir
 from .engine import CheckpointError, read_checkpoint, resolve_device
 from .models import list_models
 
 TRAIN_IMAGES = 60_000
 OPTIMIZERS = ("sgd", "adam")
-SAME_ON_RESUME = ("model", "epochs", "batch_size", "lr", "optimizer", "warmup", "grad_clip", "seed", "subset",
-                  "rotation", "translate", "erase")
+SAME_ON_RESUME = ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "warmup", "grad_clip", "seed",
+                  "subset", "rotation", "translate", "erase")
 
 
 class ParameterError(ValueError):
@@ -36,9 +36,11 @@ def _positive_number(v):
 
 
 def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=0.2, grad_clip=None, subset=None,
-                 data_dir=None, output_dir=None, rotation=10.0, translate=0.1, erase=0.0, resume=None):
+                 data_dir=None, output_dir=None, rotation=10.0, translate=0.1, erase=0.0, resume=None, dataset="mnist"):
     """Validate the training parameters; returns them as a dict, with `device` resolved. A run with `resume`
     and no `output_dir` writes into the checkpoint's folder."""
+    if dataset not in RAW_MD5:
+        _fail("dataset", dataset, f"one of {', '.join(RAW_MD5)}")
     if model not in list_models():
         _fail("model", model, f"one of {', '.join(list_models())}")
     if not _is_int(epochs) or epochs < 1:
@@ -48,6 +50,10 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=
     n_train = subset or TRAIN_IMAGES
     if not _is_int(batch_size) or not 1 <= batch_size <= n_train:
         _fail("batch_size", batch_size, f"an integer in 1..{n_train} (the number of training images)")
+    batches = math.ceil(n_train / batch_size)
+    if epochs * batches < 3:
+        _fail("epochs", epochs, f"at least 3 training steps in all (here {epochs} x {batches} batches of "
+              f"{batch_size}); raise epochs or subset, or lower batch_size")
     if not _positive_number(lr):
         _fail("lr", lr, "a finite number > 0")
     if optimizer not in OPTIMIZERS:
@@ -68,15 +74,15 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=
         device = str(resolve_device(device))
     except (ValueError, RuntimeError) as err:
         _fail("device", device, f"'auto', 'cpu', 'cuda' or 'mps' available on this machine ({err})")
-    if data_dir is not None and bad_raw_files(Path(data_dir) / "MNIST" / "raw") and not _writable(data_dir):
-        _fail("data_dir", data_dir, "a folder this user can write to (the MNIST files are not there yet)")
+    if data_dir is not None and bad_raw_files(raw_dir(data_dir, dataset), dataset) and not _writable(data_dir):
+        _fail("data_dir", data_dir, f"a folder this user can write to (the {dataset} files are not there yet)")
     if output_dir is not None and not _writable(output_dir):
         _fail("output_dir", output_dir, "a folder path this user can write to (not an existing file)")
     if resume is not None and output_dir is None:
         output_dir = Path(resume).parent
     config = dict(
-        model=model, epochs=epochs, batch_size=batch_size, lr=float(lr), optimizer=optimizer, warmup=float(warmup),
-        grad_clip=grad_clip, seed=seed, device=device, subset=subset, rotation=float(rotation),
+        dataset=dataset, model=model, epochs=epochs, batch_size=batch_size, lr=float(lr), optimizer=optimizer,
+        warmup=float(warmup), grad_clip=grad_clip, seed=seed, device=device, subset=subset, rotation=float(rotation),
         translate=float(translate), erase=float(erase), data_dir=None if data_dir is None else str(data_dir),
         output_dir=None if output_dir is None else str(output_dir), resume=None if resume is None else str(resume),
     )

@@ -111,8 +111,9 @@ def fit(model, optimizer, train_loader, test_loader, epochs: int, warmup=0.2, gr
     """
     device = next(model.parameters()).device
     max_lr = optimizer.param_groups[0]["lr"]
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=len(train_loader), pct_start=warmup
+    steps = epochs * len(train_loader)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(  # OneCycle divides by (warm-up steps - 1): keep >= 2 of them
+        optimizer, max_lr=max_lr, total_steps=steps, pct_start=max(warmup, 2 / steps)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")  # AMP on CUDA only
     history = [] if resume is None else restore(read_checkpoint(resume, device), model, optimizer, scheduler,

@@ -2,13 +2,17 @@
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 
 def atomic_write(path, write) -> Path:
-    """Call `write(tmp_path)` then rename it onto `path` (same folder, so the rename is atomic)."""
+    """Call `write(tmp_path)` then rename it onto `path` (same folder, so the rename is atomic). The temporary
+    name is unique, so processes writing the same file at once (parallel sweep runs) do not mix their bytes."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp)
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -129,6 +129,13 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def is_recipe_run(config: dict) -> bool:
+    """Whether a run used its model's registered recipe on all of MNIST's training data (then its target must hold)."""
+    recipe = MODELS[config["model"]].recipe
+    return (config["dataset"] == "mnist" and config["subset"] is None
+            and all(config[k] == v for k, v in recipe.items()))
+
+
 def target_met(name: str, history: list[dict]) -> bool:
     """Whether a training history meets the model's stated target."""
     acc = [h["test_acc"] for h in history]

@@ -83,3 +83,24 @@ def plot_confusion(logits, labels, path=None):
     ax.set_title("confusion matrix (colour: errors only)")
     fig.colorbar(im, ax=ax)
     return _save(fig, path)
+
+
+def plot_sweep(rows, path=None):
+    """A sweep's runs: test accuracy per epoch (one line per run) and each run's final test accuracy."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw=dict(width_ratios=[3, 2]),
+                                      layout="constrained")
+    for r in rows:
+        left.plot([h["epoch"] for h in r["history"]], [100 * h["test_acc"] for h in r["history"]], marker=".",
+                  label=r["run"])
+    left.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy per epoch")
+    left.legend(fontsize=7)
+    names = [r["run"] for r in rows]
+    bars = right.barh(names, [100 * r["final_test_acc"] for r in rows])
+    right.bar_label(bars, fmt="%.2f", fontsize=8)
+    right.set(xlabel="final test accuracy (%)", title="final test accuracy per run")
+    lowest = min((100 * r["final_test_acc"] for r in rows), default=90)
+    right.set_xlim(max(0, lowest - 1), 100)
+    right.tick_params(axis="y", labelsize=7)
+    for side in (left, right):
+        side.grid(alpha=0.3)
+    return _save(fig, path)
