@@ -33,8 +33,7 @@ run: data  ## the three notebooks with their defaults -> runs/<timestamp>/
 	$(PAPERMILL) notebooks/03_training.ipynb $(RUN_DIR)/03_training.ipynb -p output_dir $(RUN_DIR)
 	@echo "outputs in $(RUN_DIR)"; cat $(RUN_DIR)/metrics.json | head -12
 
-test: data fashion-data  ## lint, unit tests, papermill smoke runs, nbval over the committed notebooks
-	$(VENV)/bin/ruff check .
+test: data fashion-data  ## lint (tests/test_repo.py), unit tests, papermill smoke runs, nbval over the committed notebooks
 	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	  tests notebooks
 

@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 
 import pytest
 
@@ -14,7 +15,9 @@ def test_grid_expands_lists_and_shares_scalars():
 
 def test_sweep_records_a_failed_run_and_summarizes_all(tmp_path, mnist_root):
     grid = {"lr": [0.05, -1.0], "subset": 500, "epochs": 1, "batch_size": 100, "device": "cpu"}
+    threads = os.environ.get("OMP_NUM_THREADS")
     rows = run_sweep(grid, tmp_path, jobs=2)
+    assert os.environ.get("OMP_NUM_THREADS") == threads  # the per-kernel thread count does not leak out
     assert [(r["run"], r["status"]) for r in rows] == [("lr=0.05", "ok"), ("lr=-1.0", "failed")]
     assert rows[1]["error"] == "ParameterError: parameter lr=-1.0 is invalid: expected a finite number > 0"
     metrics = json.loads((tmp_path / "lr=0.05" / "metrics.json").read_text())

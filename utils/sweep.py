@@ -17,6 +17,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import papermill as pm
 import yaml
@@ -65,16 +66,9 @@ def run_sweep(grid: dict, out: Path, jobs: int = 1) -> list[dict]:
         if dataset in RAW_MD5:  # fetched once here, not by parallel runs at the same time
             with contextlib.suppress(DataError):  # a data problem shows in the runs' own errors
                 prepare_data(data_dir, dataset)
-    threads = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))  # read by each new kernel
-    try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            rows = list(pool.map(lambda p: run_one(out / run_name(p, swept), p), runs))
-    finally:
-        if threads is None:
-            del os.environ["OMP_NUM_THREADS"]
-        else:
-            os.environ["OMP_NUM_THREADS"] = threads
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))  # read by each new kernel; restored afterwards
+    with mock.patch.dict(os.environ, OMP_NUM_THREADS=threads), ThreadPoolExecutor(max_workers=jobs) as pool:
+        rows = list(pool.map(lambda p: run_one(out / run_name(p, swept), p), runs))
     write_summary(rows, out, swept)
     return rows
 
