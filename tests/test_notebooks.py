@@ -3,6 +3,7 @@
 import ast
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +15,9 @@ import matplotlib.image
 import papermill as pm
 import pytest
 import torch
+from nbval.plugin import get_sanitize_patterns
 
-from utils.engine import LAST_CHECKPOINT, load_checkpoint, read_checkpoint
+from utils.engine import LAST_CHECKPOINT, format_history, load_checkpoint, read_checkpoint
 from utils.models import MODELS
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -151,6 +153,19 @@ def test_seeded_small_run_passes_nbval_twice_and_a_changed_number_fails(tmp_path
     tampered = tmp_path / "tampered.ipynb"
     tampered.write_text(json.dumps(nb))
     assert nbval(tampered).returncode != 0  # the check can fail
+
+
+def test_sanitizer_hides_only_the_seconds_column_whatever_its_width():
+    def sanitized(history):
+        text = format_history(history)
+        for regex, replace in get_sanitize_patterns(SANITIZE.read_text()):
+            text = re.sub(regex, replace, text)
+        return text
+
+    epoch = dict(epoch=1, train_loss=0.1, train_acc=0.97, test_loss=0.05, test_acc=0.985, lr=0.01, seconds=9.84)
+    assert sanitized([epoch]) == sanitized([{**epoch, "seconds": 123.4}])  # "   9.8" vs " 123.4"
+    assert sanitized([epoch]) != sanitized([{**epoch, "test_acc": 0.9851}])
+    assert sanitized([epoch]) != sanitized([{**epoch, "lr": 0.02}])
 
 
 @pytest.mark.parametrize("name", ["01_model_design.ipynb", "02_augmentation.ipynb", "03_training.ipynb"])
