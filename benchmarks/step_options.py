@@ -1,6 +1,6 @@
 """Which speed options help one training step of a model on this machine: channels_last, torch.compile, AMP.
 
-    python -m benchmarks.step_options [--model s7] [--batch-size 128] [--device auto] [--steps 100]
+    python -m benchmarks.step_options [--model s7|reference] [--batch-size 128] [--device auto] [--steps 100]
 
 Times forward + backward + SGD step on a fixed random batch (the data pipeline is not involved) and prints
 ms/step and the ratio to plain eager mode, measured in this process; torch.compile's one-off compile time is
@@ -13,8 +13,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from benchmarks.reference import reference_net
 from utils.engine import resolve_device
-from utils.models import get_model
+from utils.models import get_model, list_models
 
 
 def time_steps(model, x, y, steps, autocast_dtype=None) -> float:
@@ -42,7 +43,7 @@ def time_steps(model, x, y, steps, autocast_dtype=None) -> float:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="s7")
+    parser.add_argument("--model", default="s7", choices=[*list_models(), "reference"])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=100)
@@ -54,7 +55,8 @@ def main(argv=None) -> dict:
 
     def fresh(memory_format=torch.contiguous_format):
         torch.manual_seed(0)
-        return get_model(args.model).to(device, memory_format=memory_format)
+        model = reference_net() if args.model == "reference" else get_model(args.model)
+        return model.to(device, memory_format=memory_format)
 
     results = {"eager": time_steps(fresh(), x, y, args.steps)}
     results["channels_last"] = time_steps(

@@ -30,6 +30,9 @@ def test_quick_benchmark_writes_consistent_json_and_table(mnist_root, tmp_path):
     assert reference["params"] == engine["params"] == 10_170 and s7["params"] < 8_000
     assert reference["train_images"] == engine["train_images"] == 4 * 128
     assert saved["ratios"]["same_model_throughput"] == engine["images_per_second"] / reference["images_per_second"]
+    step_only = saved["reference_step_only_seconds_per_epoch"]
+    assert 0 < step_only < reference["seconds_per_epoch"]  # the step alone is faster than step + DataLoader
+    assert saved["ratios"]["same_model_ceiling"] == reference["seconds_per_epoch"] / step_only
     table = (tmp_path / "speed-quick.md").read_text()
     assert table.count("\n| ") == 4  # header + three runs
-    assert "target ≥ 5×" in table and "target ≥ 2×" in table
+    assert "target ≥ 5×" in table and "target ≥ 2×" in table and "a loader that cost nothing would reach" in table

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from utils.models import MODELS, Normalize, count_params, get_model, list_models, target_met
+from utils.models import MODELS, Normalize, conv_bn, count_params, get_model, list_models, target_met
 from utils.summary import receptive_field
 
 NAMES = list_models()
@@ -59,6 +59,19 @@ def test_normalisation_is_a_buffer_not_a_parameter():
     assert isinstance(norm, Normalize)
     assert {"0.mean", "0.std"} <= set(dict(model.named_buffers()))
     assert not any(name.startswith("0.") for name, _ in model.named_parameters())
+
+
+def test_pooling_before_the_relu_is_the_same_function_and_gradient_as_after_it():
+    torch.manual_seed(0)
+    block = conv_bn(3, 8, pool=True)
+    conv, bn = block[0], block[1]
+    x = torch.randn(16, 3, 12, 12)
+    pooled_first = block(x)
+    grad_first = torch.autograd.grad(pooled_first.square().sum(), conv.weight)[0]
+    relu_first = nn.functional.max_pool2d(torch.relu(nn.functional.batch_norm(
+        conv(x), None, None, bn.weight, bn.bias, training=True)), 2)
+    grad_relu_first = torch.autograd.grad(relu_first.square().sum(), conv.weight)[0]
+    assert torch.equal(pooled_first, relu_first) and torch.equal(grad_first, grad_relu_first)
 
 
 def test_receptive_field_grows_with_convs_and_pooling():
