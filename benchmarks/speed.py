@@ -196,9 +196,9 @@ def markdown(result) -> str:
         "",
         f"- time to ≥ 99.4% test accuracy, reference / s7: **{_time_to_target(r)}** (target ≥ 5×)",
         f"- same net, optimizer and batch size, project loader + engine vs DataLoader + PIL: "
-        f"**{r['same_model_throughput']:.1f}×** images/s (target ≥ 2×); the net's training step alone, on one "
+        f"**{r['same_model_throughput']:.2f}×** images/s (target ≥ 2×); the net's training step alone, on one "
         f"fixed batch, takes {result['reference_step_only_seconds_per_epoch']:.1f} s per epoch, so a loader that "
-        f"cost nothing would reach {r['same_model_ceiling']:.1f}×",
+        f"cost nothing would reach {r['same_model_ceiling']:.2f}×",
         f"- s7 vs reference images/s: {r['s7_vs_reference_throughput']:.1f}×",
         f"- s7, {s7['epochs']} epochs: **{s7['wall_seconds']:.0f} s** wall, data setup and evaluation included "
         f"(target on a 2-core CPU ≤ 180 s for 15 epochs)",
