@@ -11,8 +11,7 @@ from .models import list_models
 
 TRAIN_IMAGES = 60_000
 OPTIMIZERS = ("sgd", "adam")
-SAME_ON_RESUME = ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "warmup", "grad_clip", "seed",
-                  "subset", "rotation", "translate", "erase")
+FREE_ON_RESUME = ("device", "data_dir", "output_dir", "resume")  # where a run happens; every other parameter must match
 
 
 class ParameterError(ValueError):
@@ -107,8 +106,8 @@ def _check_resume(path, config) -> None:
         _fail("resume", str(path), f"a last.pt written by an interrupted run ({err})")
     if ckpt.get("scheduler") is None:
         _fail("resume", str(path), "a last.pt written after an epoch (this checkpoint has no training state)")
-    differ = [f"{k}={ckpt['params'].get(k)!r} there, {config[k]!r} here" for k in SAME_ON_RESUME
-              if ckpt["params"].get(k) != config[k]]
+    differ = [f"{k}={ckpt['params'].get(k)!r} there, {v!r} here" for k, v in config.items()
+              if k not in FREE_ON_RESUME and ckpt["params"].get(k) != v]
     if differ:
         _fail("resume", str(path), "a checkpoint of a run with the same parameters; it differs in " + ", ".join(differ))
     if ckpt["epoch"] >= config["epochs"]:

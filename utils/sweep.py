@@ -107,10 +107,11 @@ def main(argv=None) -> list[dict]:
     grid = yaml.safe_load(args.grid.read_text())
     if not isinstance(grid, dict) or not grid:
         parser.error(f"{args.grid}: expected a mapping of notebook parameters to values or lists of values")
-    unknown = sorted((set(grid) - set(pm.inspect_notebook(NOTEBOOK))) | ({"output_dir"} & set(grid)))
+    parameters = pm.inspect_notebook(NOTEBOOK)
+    unknown = sorted((set(grid) - set(parameters)) | ({"output_dir"} & set(grid)))
     if unknown:
         parser.error(f"{args.grid}: {', '.join(unknown)} not a parameter of {NOTEBOOK.name} "
-                     f"(output_dir is set per run); parameters: {', '.join(pm.inspect_notebook(NOTEBOOK))}")
+                     f"(output_dir is set per run); parameters: {', '.join(parameters)}")
     out = args.out or REPO_ROOT / "runs" / time.strftime("sweep-%Y%m%d-%H%M%S")
     rows = run_sweep(grid, out, args.jobs)
     print((out / "summary.md").read_text() + f"\nsummary.csv, summary.md, summary.png in {out}")
