@@ -127,6 +127,11 @@ def _write_idx(path: Path, magic: int, array: np.ndarray) -> None:
     atomic_write(path, lambda p: p.write_bytes(header + array.tobytes()))
 
 
+def class_names(dataset: str = "mnist") -> list[str]:
+    """The dataset's class names in label order, from torchvision ("0".."9" for MNIST, "T-shirt/top".. for Fashion)."""
+    return [name.split(" - ")[0] for name in TORCHVISION[dataset].classes]
+
+
 def load_data(root=None, train: bool = True, dataset: str = "mnist", download: bool = True):
     """Return (images uint8 [N, 28, 28], labels int64 [N]) of one split, read by torchvision."""
     root = prepare_data(root, dataset, download)

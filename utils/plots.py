@@ -5,6 +5,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
+DIGITS = [str(d) for d in range(10)]  # MNIST's class names; `utils.data.class_names` gives any dataset's
+
 
 def _save(fig, path) -> plt.Figure:
     if path is not None:
@@ -20,7 +22,7 @@ def _digit_grid(images, titles, ncols, title=None, path=None):
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, t in zip(axes.flat, images, titles, strict=False):  # more axes than images
-        ax.imshow(img.squeeze().cpu(), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(img.squeeze().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(t, fontsize=8)
     if title:
         fig.suptitle(title)
@@ -52,12 +54,12 @@ def plot_curves(history, path=None):
     return _save(fig, path)
 
 
-def plot_misclassified(images, logits, labels, n=30, path=None):
-    """The first `n` misclassified test digits with predicted and true labels."""
+def plot_misclassified(images, logits, labels, n=30, path=None, classes=DIGITS):
+    """The first `n` misclassified test images with predicted and true class names."""
     pred = logits.argmax(1)
     wrong = (pred != labels).nonzero().flatten()[:n].cpu()
     imgs = images[wrong.to(images.device)].float() / 255 if images.dtype == torch.uint8 else images[wrong]
-    titles = [f"pred {pred[i]} / true {labels[i]}" for i in wrong.tolist()]
+    titles = [f"pred {classes[pred[i]]}\ntrue {classes[labels[i]]}" for i in wrong.tolist()]
     total = int((pred != labels).sum())
     return _digit_grid(imgs, titles, ncols=10, title=f"{total} misclassified of {len(labels)}", path=path)
 
@@ -67,17 +69,17 @@ def confusion_matrix(logits, labels, classes=10) -> torch.Tensor:
     return torch.bincount(labels.cpu() * classes + logits.argmax(1).cpu(), minlength=classes**2).view(classes, classes)
 
 
-def plot_confusion(logits, labels, path=None):
+def plot_confusion(logits, labels, path=None, classes=DIGITS):
     """Confusion matrix with counts; the diagonal is drawn dimmed so the errors stand out."""
-    cm = confusion_matrix(logits, labels)
+    cm = confusion_matrix(logits, labels, len(classes))
     off = cm.clone().fill_diagonal_(0)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    im = ax.imshow(off, cmap="Reds")
-    for t in range(10):
-        for p in range(10):
+    im = ax.imshow(off.numpy(), cmap="Reds")
+    for t in range(len(classes)):
+        for p in range(len(classes)):
             ax.text(p, t, int(cm[t, p]), ha="center", va="center", fontsize=8, color="gray" if t == p else "black")
-    ax.set_xticks(range(10))
-    ax.set_yticks(range(10))
+    ax.set_xticks(range(len(classes)), classes, rotation=90 if max(map(len, classes)) > 2 else 0)
+    ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("confusion matrix (colour: errors only)")
