@@ -1,10 +1,12 @@
 """Which speed options help one training step of a model on this machine: channels_last, torch.compile, AMP.
 
     python -m benchmarks.step_options [--model s7|reference] [--batch-size 128] [--device auto] [--steps 100]
+    python -m benchmarks.step_options --model reference --profile   # where the eager step's time goes
 
 Times forward + backward + SGD step on a fixed random batch (the data pipeline is not involved) and prints
 ms/step and the ratio to plain eager mode, measured in this process; torch.compile's one-off compile time is
 printed separately. The engine only turns on what this shows to help (AMP on CUDA).
+With --profile it instead prints torch.profiler's table of the eager step's operators, by self time.
 """
 
 import argparse
@@ -12,6 +14,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import profile
 
 from benchmarks.reference import reference_net
 from utils.engine import resolve_device
@@ -47,6 +50,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--profile", action="store_true", help="print the operators' share of the eager step")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     x = torch.rand(args.batch_size, 1, 28, 28, device=device)
@@ -58,6 +62,13 @@ def main(argv=None) -> dict:
         model = reference_net() if args.model == "reference" else get_model(args.model)
         return model.to(device, memory_format=memory_format)
 
+    if args.profile:
+        with profile() as prof:
+            time_steps(fresh(), x, y, args.steps)
+        table = prof.key_averages().table(sort_by="self_device_time_total" if device.type == "cuda"
+                                          else "self_cpu_time_total", row_limit=12)
+        print(f"{args.model}, batch {args.batch_size}, {device}, {torch.get_num_threads()} threads\n{table}")
+        return dict(profile=table)
     results = {"eager": time_steps(fresh(), x, y, args.steps)}
     results["channels_last"] = time_steps(
         fresh(torch.channels_last), x.contiguous(memory_format=torch.channels_last), y, args.steps

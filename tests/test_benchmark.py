@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from benchmarks import speed
+from benchmarks import speed, step_options
 from benchmarks.reference import reference_loaders, reference_net
 from utils.models import count_params
 
@@ -36,3 +36,8 @@ def test_quick_benchmark_writes_consistent_json_and_table(mnist_root, tmp_path):
     table = (tmp_path / "speed-quick.md").read_text()
     assert table.count("\n| ") == 4  # header + three runs
     assert "target ≥ 5×" in table and "target ≥ 2×" in table and "a loader that cost nothing would reach" in table
+
+
+def test_step_profile_lists_the_reference_steps_operators():
+    table = step_options.main(["--model", "reference", "--device", "cpu", "--steps", "2", "--profile"])["profile"]
+    assert "aten::convolution_backward" in table and "aten::bernoulli_" in table  # convs and dropout's masks

@@ -203,9 +203,10 @@ class TensorLoader:
             yield x, self.labels[idx]
 
 
-def make_loaders(data_dir=None, batch_size=128, device="cpu", augment=None, seed=1, subset=None, eval_batch_size=2000,
+def make_loaders(data_dir=None, batch_size=128, device="cpu", augment=None, seed=1, subset=None, eval_batch_size=500,
                  dataset="mnist"):
-    """Fast in-memory train/test loaders; `subset` keeps the first N training images (smoke runs)."""
+    """Fast in-memory train/test loaders; `subset` keeps the first N training images (smoke runs).
+    The test set goes in batches of 500: on a 2-core CPU faster than 2,000 or 10,000 (the activations stay in cache)."""
     train_x, train_y = load_data(data_dir, True, dataset)
     test_x, test_y = load_data(data_dir, False, dataset)
     if subset is not None:
