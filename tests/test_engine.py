@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from conftest import without_timings
 
 from utils import engine
 from utils.config import check_params
@@ -32,10 +33,6 @@ def small_run(mnist_root, seed=1, subset=2000, epochs=2, name="s7", **fit_option
     model = get_model(name)
     opt = make_optimizer(model, "sgd", 0.05)
     return model, opt, fit(model, opt, train, test, epochs, **fit_options)
-
-
-def without_timings(history):
-    return [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in history]
 
 
 def test_same_seed_same_history(mnist_root):

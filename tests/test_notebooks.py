@@ -15,6 +15,7 @@ import matplotlib.image
 import papermill as pm
 import pytest
 import torch
+from conftest import without_timings
 from nbval.plugin import get_sanitize_patterns
 
 from utils.engine import LAST_CHECKPOINT, format_history, load_checkpoint, read_checkpoint
@@ -80,10 +81,6 @@ def test_bad_parameter_fails_the_papermill_run_with_its_message(tmp_path, bad, m
     with pytest.raises(pm.PapermillExecutionError, match=message.replace(".", r"\.")):
         run("03_training.ipynb", tmp_path, **bad, output_dir=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()  # nothing written before the check
-
-
-def without_timings(history):
-    return [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in history]
 
 
 def kernel_pids(parent: int) -> list[int]:
