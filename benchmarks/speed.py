@@ -34,7 +34,7 @@ from benchmarks.reference import (
 )
 from benchmarks.step_options import time_steps
 from utils.data import Augment, make_loaders, prepare_data
-from utils.engine import evaluate, fit, make_optimizer, resolve_device, seed_everything
+from utils.engine import evaluate, fit, machine_kind, make_optimizer, resolve_device, seed_everything
 from utils.files import atomic_write, write_json
 from utils.models import MODELS, Normalize, count_params, get_model
 
@@ -165,21 +165,19 @@ def ratios(reference, s7, engine, step_only_seconds_per_epoch) -> dict:
 
 
 def machine(device) -> dict:
+    """The CPU's model name, and what fixes the numbers: device, instruction set, threads, torch."""
     cpu = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
                     if line.startswith("model name")), cpu)
-    return dict(cpu=cpu, cores=torch.get_num_threads(), torch=torch.__version__, device=str(device),
-                gpu=torch.cuda.get_device_name() if device.type == "cuda" else None)
+    return dict(cpu=cpu, kind=machine_kind(device))
 
 
 def markdown(result) -> str:
     m, r = result["machine"], result["ratios"]
-    where = f"{m['gpu']}, " if m["gpu"] else ""
     lines = [
-        f"Speed benchmark ({result['mode']}), {result['date']}: {where}{m['cpu']}, {m['cores']} threads, "
-        f"torch {m['torch']}, device {m['device']}.",
+        f"Speed benchmark ({result['mode']}), {result['date']}: {m['cpu']}; {m['kind']}.",
         "",
         "| pipeline | model (params) | batch | epochs | s/epoch (fastest–slowest) | images/s | first epoch ≥ 99.4% "
         "| s to ≥ 99.4% | final test acc | peak memory MB |",

@@ -15,7 +15,7 @@ import matplotlib.image
 import papermill as pm
 import pytest
 import torch
-from conftest import without_timings
+from conftest import OTHER_MACHINE_SANITIZER, executed_on, without_timings
 from nbval.plugin import get_sanitize_patterns
 
 from utils.engine import LAST_CHECKPOINT, format_history, load_checkpoint, read_checkpoint
@@ -152,17 +152,34 @@ def test_seeded_small_run_passes_nbval_twice_and_a_changed_number_fails(tmp_path
     assert nbval(tampered).returncode != 0  # the check can fail
 
 
-def test_sanitizer_hides_only_the_seconds_column_whatever_its_width():
-    def sanitized(history):
-        text = format_history(history)
-        for regex, replace in get_sanitize_patterns(SANITIZE.read_text()):
-            text = re.sub(regex, replace, text)
-        return text
+def sanitized(history, config=SANITIZE):
+    """format_history's table as nbval compares it under a sanitizer file."""
+    text = format_history(history)
+    for regex, replace in get_sanitize_patterns(config.read_text()):
+        text = re.sub(regex, replace, text)
+    return text
 
-    epoch = dict(epoch=1, train_loss=0.1, train_acc=0.97, test_loss=0.05, test_acc=0.985, lr=0.01, seconds=9.84)
-    assert sanitized([epoch]) == sanitized([{**epoch, "seconds": 123.4}])  # "   9.8" vs " 123.4"
-    assert sanitized([epoch]) != sanitized([{**epoch, "test_acc": 0.9851}])
-    assert sanitized([epoch]) != sanitized([{**epoch, "lr": 0.02}])
+
+EPOCH = dict(epoch=1, train_loss=0.1, train_acc=0.97, test_loss=0.05, test_acc=0.985, lr=0.01, seconds=9.84)
+
+
+def test_sanitizer_hides_only_the_seconds_column_whatever_its_width():
+    assert sanitized([EPOCH]) == sanitized([{**EPOCH, "seconds": 123.4}])  # "   9.8" vs " 123.4"
+    assert sanitized([EPOCH]) != sanitized([{**EPOCH, "test_acc": 0.9851}])
+    assert sanitized([EPOCH]) != sanitized([{**EPOCH, "lr": 0.02}])
+
+
+def test_other_machine_sanitizer_hides_the_numbers_but_not_the_epochs():
+    two = [EPOCH, {**EPOCH, "epoch": 2}]
+    assert sanitized(two, OTHER_MACHINE_SANITIZER) == sanitized(
+        [{**EPOCH, "test_acc": 0.9717, "seconds": 52.1}, {**EPOCH, "epoch": 2, "train_loss": 0.2}],
+        OTHER_MACHINE_SANITIZER)
+    assert sanitized(two, OTHER_MACHINE_SANITIZER) != sanitized([EPOCH], OTHER_MACHINE_SANITIZER)
+    assert sanitized(two, OTHER_MACHINE_SANITIZER).startswith("epoch train loss train acc")
+
+
+def test_committed_training_notebook_says_which_machine_kind_executed_it():
+    assert executed_on(NOTEBOOKS / "03_training.ipynb").startswith(("cpu (", "cuda ("))
 
 
 @pytest.mark.parametrize("name", ["01_model_design.ipynb", "02_augmentation.ipynb", "03_training.ipynb"])

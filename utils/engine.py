@@ -1,6 +1,7 @@
 """Training and evaluation: `train_epoch`, `predict`/`evaluate`, `fit` (resumable), checkpoints, metrics."""
 
 import math
+import platform
 import random
 import time
 from pathlib import Path
@@ -33,6 +34,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device='mps' but MPS is not available here; use device='auto' or 'cpu'")
     return torch.device(name)
+
+
+def machine_kind(device) -> str:
+    """What fixes a seeded run's exact numbers besides its parameters: the device (on CPU, the instruction set
+    torch's kernels use: another CPU model trains to slightly different numbers), threads and torch version."""
+    device = torch.device(device)
+    chip = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}")
+    return f"{device.type} ({chip}), {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def seed_everything(seed: int) -> None:
@@ -220,5 +230,5 @@ def run_metrics(config, n_params, history, checkpoint) -> dict:
         **config, "params": n_params, "epochs": len(history), "history": history, "best_test_acc": max(acc),
         "final_test_acc": acc[-1], "train_seconds": sum(h["train_seconds"] for h in history),
         "seconds": sum(h["seconds"] for h in history),
-        "checkpoint": str(checkpoint), "torch": torch.__version__,
+        "checkpoint": str(checkpoint), "machine": machine_kind(config["device"]),
     }
