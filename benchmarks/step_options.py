@@ -3,7 +3,8 @@
     python -m benchmarks.step_options [--model s7|reference] [--batch-size 128] [--device auto] [--steps 100]
     python -m benchmarks.step_options --model reference --profile   # where the eager step's time goes
 
-Times forward + backward + SGD step on a fixed random batch (the data pipeline is not involved) and prints
+Times forward + backward + SGD step on one fixed batch of real training digits (random pixels make a step slower;
+the data pipeline is not involved) and prints
 ms/step and the ratio to plain eager mode, measured in this process; torch.compile's one-off compile time is
 printed separately. The engine only turns on what this shows to help (AMP on CUDA).
 With --profile it instead prints torch.profiler's table of the eager step's operators, by self time.
@@ -14,11 +15,13 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.profiler import profile
 
 from benchmarks.reference import reference_net
+from utils.data import make_loaders
 from utils.engine import resolve_device
-from utils.models import get_model, list_models
+from utils.models import Normalize, get_model, list_models
 
 
 def time_steps(model, x, y, steps, autocast_dtype=None) -> float:
@@ -53,13 +56,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--profile", action="store_true", help="print the operators' share of the eager step")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    x = torch.rand(args.batch_size, 1, 28, 28, device=device)
-    y = torch.randint(0, 10, (args.batch_size,), device=device)
+    x, y = next(iter(make_loaders(batch_size=args.batch_size, device=device, subset=args.batch_size)[0]))
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
 
     def fresh(memory_format=torch.contiguous_format):
         torch.manual_seed(0)
-        model = reference_net() if args.model == "reference" else get_model(args.model)
+        model = nn.Sequential(Normalize(), reference_net()) if args.model == "reference" else get_model(args.model)
         return model.to(device, memory_format=memory_format)
 
     if args.profile:
