@@ -28,7 +28,7 @@ def executed_on(notebook) -> str | None:
         for output in cell.get("outputs", []):
             for line in "".join(output.get("text", "")).splitlines():
                 if line.startswith("runs on "):
-                    return line.removeprefix("runs on ").split("  #")[0]
+                    return line.removeprefix("runs on ")
     return None
 
 
