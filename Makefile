@@ -6,7 +6,7 @@ PAPERMILL := $(VENV)/bin/papermill --log-level WARNING
 RUN_DIR := runs/$(shell date +%Y%m%d-%H%M%S)
 NOTEBOOKS := 01_model_design 02_augmentation 03_training
 
-.PHONY: run test data fashion-data models notebooks bench bench-quick tiny sweep lint clean
+.PHONY: run test data fashion-data models notebooks bench bench-quick seeds sweep lint clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,12 +44,10 @@ models: data  ## 03_training once per model with its registered recipe -> runs/<
 	done
 	$(PY) -m utils.report table $(RUN_DIR) | tee $(RUN_DIR)/results.md
 
-tiny: data  ## s7_tiny's recipe with seeds 1, 2 and 3 -> runs/<timestamp>/seed<N>/ + results table (fails if a seed misses)
-	status=0; for s in 1 2 3; do \
-	  mkdir -p $(RUN_DIR)/seed$$s && $(PAPERMILL) notebooks/03_training.ipynb $(RUN_DIR)/seed$$s/03_training.ipynb \
-	    -p output_dir $(RUN_DIR)/seed$$s $$($(PY) -m utils.report args s7_tiny) -p seed $$s || status=1; \
-	done; \
-	$(PY) -m utils.report table $(RUN_DIR) | tee $(RUN_DIR)/results.md; exit $$status
+MODEL ?= s7
+SEEDS ?= 10
+seeds: data  ## $(MODEL)'s recipe on seeds 1..$(SEEDS), $(JOBS) at a time (VALIDATION=1: scored on the validation split) -> runs/seeds-<model>-<timestamp>/seeds.{md,png}
+	$(PY) -m utils.sweep --recipe $(MODEL) --seeds $(SEEDS) --jobs $(JOBS) $(if $(VALIDATION),--validation)
 
 SWEEP ?= sweeps/example.yaml
 JOBS ?= 1

@@ -116,8 +116,9 @@ def run_engine(root, device, build, optimizer, batch_size, augment, epochs, n_tr
     model = build().to(device)
     opt = optimizer(model)
     setup = time.perf_counter() - start
-    history = fit(model, opt, train, test, epochs, **({"warmup": MODELS[model_name].recipe["warmup"]}
-                                                      if model_name in MODELS else {}))
+    recipe = MODELS[model_name].recipe if model_name in MODELS else {}
+    history = fit(model, opt, train, test, epochs, **{k: recipe[k] for k in ("warmup", "label_smoothing", "ema")
+                                                      if k in recipe})
     row = summarize(pipeline, model_name, len(train.labels), batch_size, setup, history, device)
     return {**row, "params": count_params(model)}
 

@@ -26,9 +26,9 @@ from utils.models import get_model
 GOOD = dict(model="s7", epochs=2, batch_size=64, lr=0.05, optimizer="sgd", seed=1, device="cpu")
 
 
-def small_run(mnist_root, seed=1, subset=2000, epochs=2, name="s7", **fit_options):
+def small_run(mnist_root, seed=1, subset=2000, epochs=2, name="s7", validation=False, **fit_options):
     seed_everything(seed)
-    train, test = make_loaders(mnist_root, 64, "cpu", Augment(), seed, subset)
+    train, test = make_loaders(mnist_root, 64, "cpu", Augment(), seed, subset, validation=validation)
     test.images, test.labels = test.images[:1000], test.labels[:1000]
     model = get_model(name)
     opt = make_optimizer(model, "sgd", 0.05)
@@ -63,9 +63,35 @@ def test_checkpoint_round_trip_gives_identical_outputs(mnist_root, tmp_path):
     assert ckpt["history"] == history and ckpt["params"] == GOOD and "state" in ckpt["optimizer"]
 
 
-def test_resumed_run_gives_the_uninterrupted_history(mnist_root, tmp_path, monkeypatch):
-    config = check_params(**{**GOOD, "epochs": 3, "subset": 2000})
-    _, _, uninterrupted = small_run(mnist_root, epochs=3)
+def test_validation_split_is_held_out_of_training(mnist_root):
+    train, val = make_loaders(mnist_root, 64, "cpu", validation=True)
+    full, test = make_loaders(mnist_root, 64, "cpu")
+    assert (len(train.labels), len(val.labels), val.split, test.split) == (50_000, 10_000, "val", "test")
+    assert torch.equal(torch.cat([train.images, val.images]), full.images)  # the last 10,000 training images
+    _, _, history = small_run(mnist_root, epochs=1, validation=True)
+    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "train_seconds",
+                               "seconds"}
+
+
+def test_label_smoothing_changes_training(mnist_root):
+    plain = small_run(mnist_root, epochs=1)[2]
+    smoothed = small_run(mnist_root, epochs=1, label_smoothing=0.1)[2]
+    assert smoothed[0]["train_loss"] > plain[0]["train_loss"]  # smoothed targets: the loss cannot reach 0
+
+
+def test_weight_average_is_what_is_evaluated_and_kept(mnist_root):
+    model, _, history = small_run(mnist_root, epochs=2, ema=0.9)
+    _, test = make_loaders(mnist_root, 64, "cpu")
+    test.images, test.labels = test.images[:1000], test.labels[:1000]
+    assert evaluate(model, test) == (history[-1]["test_loss"], history[-1]["test_acc"])
+    last = small_run(mnist_root, epochs=2)[0]  # the same run without the average ends with other weights
+    assert not torch.equal(last[1][0].weight, model[1][0].weight)
+
+
+@pytest.mark.parametrize("ema", [None, 0.99])
+def test_resumed_run_gives_the_uninterrupted_history(mnist_root, tmp_path, monkeypatch, ema):
+    config = check_params(**{**GOOD, "epochs": 3, "subset": 2000, "ema": ema})
+    _, _, uninterrupted = small_run(mnist_root, epochs=3, ema=ema)
     calls = []
 
     def evaluate_then_stop(model, loader):  # the run "dies" during epoch 2, after last.pt of epoch 1
@@ -76,12 +102,12 @@ def test_resumed_run_gives_the_uninterrupted_history(mnist_root, tmp_path, monke
 
     monkeypatch.setattr(engine, "evaluate", evaluate_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        small_run(mnist_root, epochs=3, checkpoint_dir=tmp_path, config=config)
+        small_run(mnist_root, epochs=3, checkpoint_dir=tmp_path, config=config, ema=ema)
     monkeypatch.undo()
     assert read_checkpoint(tmp_path / LAST_CHECKPOINT)["epoch"] == 1
     torch.manual_seed(123)  # whatever the global RNG holds now, resume restores it
     _, _, resumed = small_run(mnist_root, epochs=3, checkpoint_dir=tmp_path, config=config,
-                              resume=tmp_path / LAST_CHECKPOINT)
+                              resume=tmp_path / LAST_CHECKPOINT, ema=ema)
     assert without_timings(resumed) == without_timings(uninterrupted)
     assert read_checkpoint(tmp_path / LAST_CHECKPOINT)["epoch"] == 3
 

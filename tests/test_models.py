@@ -94,3 +94,4 @@ def test_targets_can_fail():
     assert not target_met("s5", _history([0.986], train_acc=0.94))
     assert target_met("s6", _history([0.99, 0.994]))
     assert not target_met("s6", _history([0.99] * 20 + [0.995]))  # only the first 20 epochs count
+    assert target_met("s7", [{**h, "val_acc": h.pop("test_acc")} for h in _history([0.99] * 12 + [0.995] * 3)])

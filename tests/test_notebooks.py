@@ -72,6 +72,18 @@ def test_training_notebook_smoke_run_writes_metrics_and_checkpoint(tmp_path, mni
         assert (tmp_path / png).stat().st_size > 5_000
 
 
+def test_training_notebook_on_the_validation_split_never_reports_test_accuracy(tmp_path, mnist_root):
+    out = run("03_training.ipynb", tmp_path, subset=1000, epochs=2, batch_size=100, device="cpu", validation=True,
+              ema=0.99, label_smoothing=0.1, output_dir=str(tmp_path))
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert (m["validation"], m["ema"], m["label_smoothing"]) == (True, 0.99, 0.1)
+    assert m["final_val_acc"] == m["history"][-1]["val_acc"] and "final_test_acc" not in m
+    assert all("test_acc" not in h for h in m["history"])
+    text = outputs_text(out)
+    assert "val images: 10,000" in text and "val acc" in text and "test acc" not in text
+
+
+
 @pytest.mark.parametrize("bad,message", [
     (dict(epochs=0), "parameter epochs=0 is invalid: expected an integer >= 1"),
     (dict(model="s8"), "parameter model='s8' is invalid: expected one of s5, s6, s7, s7_tiny"),

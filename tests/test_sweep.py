@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from utils.sweep import expand_grid, main, run_sweep
+from utils.sweep import expand_grid, main, run_sweep, seeds_report
 
 
 def test_grid_expands_lists_and_shares_scalars():
@@ -26,11 +26,11 @@ def test_sweep_records_a_failed_run_and_summarizes_all(tmp_path, mnist_root):
         table = list(csv.DictReader(f))
     assert [(r["run"], r["status"], r["lr"]) for r in table] == [("lr=0.05", "ok", "0.05"),
                                                                  ("lr=-1.0", "failed", "-1.0")]
-    assert float(table[0]["final_test_acc"]) == metrics["final_test_acc"] and table[1]["final_test_acc"] == ""
+    assert float(table[0]["final_acc"]) == metrics["final_test_acc"] and table[1]["final_acc"] == ""
     md = (tmp_path / "summary.md").read_text()
-    assert f"| lr=0.05 | 0.05 | ok | {metrics['best_test_acc']:.2%} | {metrics['final_test_acc']:.2%} |" in md
+    assert f"| lr=0.05 | 0.05 | ok | test | {metrics['best_test_acc']:.2%} | {metrics['final_test_acc']:.2%} |" in md
     assert "| lr=-1.0 | -1.0 | failed (ParameterError: parameter lr=-1.0 is invalid: expected a finite number > 0) " \
-           "| – | – | – |" in md
+           "| – | – | – | – |" in md
     assert (tmp_path / "summary.png").stat().st_size > 5_000
 
 
@@ -40,4 +40,36 @@ def test_unknown_grid_parameter_is_refused_before_any_run(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(grid), "--out", str(tmp_path / "out")])
     assert "learning_rate not a parameter of 03_training.ipynb" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def _seed_row(seed, last_three, split="test"):
+    history = [{"epoch": e + 1, "train_acc": 0.99, f"{split}_acc": a} for e, a in enumerate([0.99] * 12 + last_three)]
+    return dict(run=f"seed={seed}", seed=seed, status="ok", error="", scored_on=split, history=history)
+
+
+def test_seeds_report_counts_passes_and_names_the_worst_seed(tmp_path):
+    rows = [_seed_row(1, [0.995, 0.996, 0.995]), _seed_row(2, [0.994, 0.9938, 0.996]),
+            dict(run="seed=3", seed=3, status="failed", error="KeyboardInterrupt: ")]
+    text = seeds_report(rows, "s7", tmp_path)
+    assert "| 1 | 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.50 99.60 99.50 | 99.50 " \
+           "| met |" in text
+    assert "| 2 |" in text and "| 99.38 | **missed** |" in text
+    assert "| 3 | KeyboardInterrupt:  | – | **failed** |" in text
+    assert "1/3 seeds meet the target; lowest accuracy of the last 3 epochs: mean 99.44 ± 0.08 (std), worst 99.38, " \
+           "bar 99.40" in text
+    assert (tmp_path / "seeds.md").read_text() == text and (tmp_path / "seeds.png").stat().st_size > 5_000
+    assert "scored on the validation split" in seeds_report([_seed_row(1, [0.995] * 3, "val")], "s7", tmp_path)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--seeds", "3"], "give a grid file or --recipe MODEL (not both)"),
+    (["sweeps/example.yaml", "--recipe", "s7"], "give a grid file or --recipe MODEL (not both)"),
+    (["--recipe", "s7", "--seeds", "0"], "--seeds 0: expected an integer >= 1"),
+    (["--recipe", "s9"], "argument --recipe: invalid choice: 's9'"),
+])
+def test_bad_sweep_command_is_one_line_and_runs_nothing(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(tmp_path / "out")])
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

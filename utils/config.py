@@ -5,7 +5,7 @@ import os
 import time
 from pathlib import Path
 
-from .data import RAW_MD5, REPO_ROOT, bad_raw_files, raw_dir
+from .data import RAW_MD5, REPO_ROOT, VALIDATION_IMAGES, bad_raw_files, raw_dir
 from .engine import CheckpointError, read_checkpoint, resolve_device
 from .models import list_models
 
@@ -35,7 +35,8 @@ def _positive_number(v):
 
 
 def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=0.2, grad_clip=None, subset=None,
-                 data_dir=None, output_dir=None, rotation=10.0, translate=0.1, erase=0.0, resume=None, dataset="mnist"):
+                 data_dir=None, output_dir=None, rotation=10.0, translate=0.1, erase=0.0, resume=None, dataset="mnist",
+                 label_smoothing=0.0, ema=None, validation=False):
     """Validate the training parameters; returns them as a dict, with `device` resolved. A run with `resume`
     and no `output_dir` writes into the checkpoint's folder."""
     if dataset not in RAW_MD5:
@@ -44,9 +45,12 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=
         _fail("model", model, f"one of {', '.join(list_models())}")
     if not _is_int(epochs) or epochs < 1:
         _fail("epochs", epochs, "an integer >= 1")
-    if subset is not None and (not _is_int(subset) or not 1 <= subset <= TRAIN_IMAGES):
-        _fail("subset", subset, f"None or an integer in 1..{TRAIN_IMAGES}")
-    n_train = subset or TRAIN_IMAGES
+    if not isinstance(validation, bool):
+        _fail("validation", validation, "True (train on the first 50,000 images, score on the last 10,000) or False")
+    available = TRAIN_IMAGES - VALIDATION_IMAGES * validation
+    if subset is not None and (not _is_int(subset) or not 1 <= subset <= available):
+        _fail("subset", subset, f"None or an integer in 1..{available}")
+    n_train = subset or available
     if not _is_int(batch_size) or not 1 <= batch_size <= n_train:
         _fail("batch_size", batch_size, f"an integer in 1..{n_train} (the number of training images)")
     batches = math.ceil(n_train / batch_size)
@@ -61,6 +65,10 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=
         _fail("warmup", warmup, "a fraction of the training steps, 0 < warmup < 1")
     if grad_clip is not None and not _positive_number(grad_clip):
         _fail("grad_clip", grad_clip, "None or a finite number > 0 (the largest gradient norm)")
+    if not (_number(label_smoothing) and 0 <= label_smoothing < 1):
+        _fail("label_smoothing", label_smoothing, "a fraction, 0 <= label_smoothing < 1 (0 turns it off)")
+    if ema is not None and not (_number(ema) and 0 < ema < 1):
+        _fail("ema", ema, "None or a decay per step, 0 < ema < 1 (e.g. 0.999)")
     if not _is_int(seed):
         _fail("seed", seed, "an integer")
     if not (_number(rotation) and 0 <= rotation <= 180):
@@ -82,7 +90,9 @@ def check_params(model, epochs, batch_size, lr, optimizer, seed, device, warmup=
     config = dict(
         dataset=dataset, model=model, epochs=epochs, batch_size=batch_size, lr=float(lr), optimizer=optimizer,
         warmup=float(warmup), grad_clip=grad_clip, seed=seed, device=device, subset=subset, rotation=float(rotation),
-        translate=float(translate), erase=float(erase), data_dir=None if data_dir is None else str(data_dir),
+        translate=float(translate), erase=float(erase), label_smoothing=float(label_smoothing),
+        ema=None if ema is None else float(ema), validation=validation,
+        data_dir=None if data_dir is None else str(data_dir),
         output_dir=None if output_dir is None else str(output_dir), resume=None if resume is None else str(resume),
     )
     if resume is not None:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .files import atomic_write
-from .models import get_model
+from .models import eval_split, get_model
 
 SYNC_EVERY = 25  # batches between progress-bar updates (each one waits for the device)
 LAST_CHECKPOINT = "last.pt"  # written after every epoch by `fit(checkpoint_dir=...)`; `resume` continues from it
@@ -59,8 +59,10 @@ def make_optimizer(model, name: str = "sgd", lr: float = 0.1, weight_decay: floa
     raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'")
 
 
-def train_epoch(model, loader, optimizer, scheduler, scaler, grad_clip=None, desc="train"):
-    """One pass over `loader`; returns (mean loss, accuracy). Raises TrainingDiverged on a NaN/inf loss."""
+def train_epoch(model, loader, optimizer, scheduler, scaler, grad_clip=None, desc="train", label_smoothing=0.0,
+                averaged=None):
+    """One pass over `loader`; returns (mean loss, accuracy). `averaged` (an AveragedModel) is updated after every
+    step. Raises TrainingDiverged on a NaN/inf loss."""
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -71,7 +73,7 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, grad_clip=None, des
     for i, (x, y) in enumerate(bar):
         with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
             logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if grad_clip:
@@ -80,6 +82,8 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, grad_clip=None, des
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i, first_bad)
         loss_sum += loss.detach().float() * len(y)
         correct += (logits.argmax(1) == y).sum()
@@ -111,10 +115,20 @@ def evaluate(model, loader):
     return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
 
-def fit(model, optimizer, train_loader, test_loader, epochs: int, warmup=0.2, grad_clip=None,
-        checkpoint_dir=None, config=None, resume=None):
+def weight_average(model, decay):
+    """An exponential moving average of the weights and the BatchNorm statistics, updated every step."""
+    return torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def fit(model, optimizer, train_loader, eval_loader, epochs: int, warmup=0.2, grad_clip=None, label_smoothing=0.0,
+        ema=None, checkpoint_dir=None, config=None, resume=None):
     """Train for `epochs` with OneCycle: lr rises to the optimizer's lr over the first `warmup` fraction of the
-    steps, then anneals; returns the per-epoch history.
+    steps, then anneals; evaluates on `eval_loader` (test or validation split) after each epoch; returns the
+    per-epoch history.
+
+    With `ema` (a decay such as 0.999) an exponential moving average of the weights is kept; the averaged weights
+    are the ones evaluated, and `model` holds them when `fit` returns.
 
     With `checkpoint_dir` (and the run's `config`), `last.pt` is saved there after every epoch; `resume` (the
     path of such a file) continues that run where it stopped, with the same numbers as an uninterrupted run.
@@ -126,29 +140,45 @@ def fit(model, optimizer, train_loader, test_loader, epochs: int, warmup=0.2, gr
         optimizer, max_lr=max_lr, total_steps=steps, pct_start=max(warmup, 2 / steps)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")  # AMP on CUDA only
+    averaged = None if ema is None else weight_average(model, ema)
     history = [] if resume is None else restore(read_checkpoint(resume, device), model, optimizer, scheduler,
-                                                train_loader)
+                                                train_loader, averaged)
+    split = eval_loader.split
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
         lr = scheduler.get_last_lr()[0]
         desc = f"epoch {epoch}/{epochs}"
-        train_loss, train_acc = train_epoch(model, train_loader, optimizer, scheduler, scaler, grad_clip, desc)
+        train_loss, train_acc = train_epoch(model, train_loader, optimizer, scheduler, scaler, grad_clip, desc,
+                                            label_smoothing, averaged)
         train_seconds = time.perf_counter() - start
-        test_loss, test_acc = evaluate(model, test_loader)
-        row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
-                   lr=lr, train_seconds=train_seconds, seconds=time.perf_counter() - start)
+        eval_loss, eval_acc = evaluate(model if averaged is None else averaged.module, eval_loader)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, f"{split}_loss": eval_loss,
+               f"{split}_acc": eval_acc, "lr": lr, "train_seconds": train_seconds,
+               "seconds": time.perf_counter() - start}
         history.append(row)
-        print(f"{desc}: test loss {test_loss:.4f}, test accuracy {test_acc:.2%} ({row['seconds']:.1f} s)", flush=True)
+        print(f"{desc}: {split} loss {eval_loss:.4f}, {split} accuracy {eval_acc:.2%} ({row['seconds']:.1f} s)",
+              flush=True)
         if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, config, model, optimizer, history, LAST_CHECKPOINT, scheduler, train_loader)
+            save_checkpoint(checkpoint_dir, config, model, optimizer, history, LAST_CHECKPOINT, scheduler, train_loader,
+                            averaged)
+    if averaged is not None:
+        model.load_state_dict(averaged.module.state_dict())
     return history
 
 
-def restore(ckpt, model, optimizer, scheduler, train_loader) -> list[dict]:
-    """Put weights, optimizer, schedule and random-number states back to where `ckpt` stopped; returns its history."""
+
+def restore(ckpt, model, optimizer, scheduler, train_loader, averaged=None) -> list[dict]:
+    """Put weights (and their average), optimizer, schedule and random-number states back to where `ckpt` stopped;
+    returns its history."""
     if ckpt.get("scheduler") is None:
         raise CheckpointError(f"the checkpoint has no training state to resume from; use {LAST_CHECKPOINT}")
-    model.load_state_dict(ckpt["model"])
+    if (averaged is None) != (ckpt.get("averaged") is None):
+        raise CheckpointError("the checkpoint was written with ema set differently; resume with the same ema")
+    if averaged is None:
+        model.load_state_dict(ckpt["model"])
+    else:
+        model.load_state_dict(ckpt["trained"])
+        averaged.load_state_dict(ckpt["averaged"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     torch.set_rng_state(ckpt["rng"]["torch"])
@@ -160,29 +190,36 @@ def restore(ckpt, model, optimizer, scheduler, train_loader) -> list[dict]:
 
 def format_history(history) -> str:
     """The per-epoch history as a fixed-width text table."""
-    lines = [f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {'test loss':>9} {'test acc':>8} {'lr':>8} {'s':>6}"]
+    split = eval_split(history)
+    lines = [f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {split + ' loss':>9} {split + ' acc':>8} {'lr':>8} "
+             f"{'s':>6}"]
     for h in history:
         lines.append(
-            f"{h['epoch']:>5} {h['train_loss']:>10.4f} {h['train_acc']:>9.2%} {h['test_loss']:>9.4f} "
-            f"{h['test_acc']:>8.2%} {h['lr']:>8.4f} {h['seconds']:>6.1f}"
+            f"{h['epoch']:>5} {h['train_loss']:>10.4f} {h['train_acc']:>9.2%} {h[split + '_loss']:>9.4f} "
+            f"{h[split + '_acc']:>8.2%} {h['lr']:>8.4f} {h['seconds']:>6.1f}"
         )
     return "\n".join(lines)
 
 
-def save_checkpoint(out_dir, config, model, optimizer, history, name=None, scheduler=None, train_loader=None) -> Path:
-    """Atomically save weights, optimizer, history and parameters as `name` (default `<model>_acc<test acc>.pt`);
-    with the scheduler and train loader also their states and the RNG states, which `fit(resume=...)` needs."""
-    last = history[-1]
-    if not all(math.isfinite(last[k]) for k in ("train_loss", "test_loss", "test_acc")):
+def save_checkpoint(out_dir, config, model, optimizer, history, name=None, scheduler=None, train_loader=None,
+                    averaged=None) -> Path:
+    """Atomically save weights, optimizer, history and parameters as `name` (default `<model>_acc<accuracy>.pt`);
+    with the scheduler and train loader also their states and the RNG states, which `fit(resume=...)` needs.
+    `model` holds the evaluated weights: with `averaged` (fit's weight average) those are the averaged ones, and the
+    trained weights and the average's state are saved besides, for resuming."""
+    last, split = history[-1], eval_split(history)
+    if not all(math.isfinite(last[k]) for k in ("train_loss", f"{split}_loss", f"{split}_acc")):
         raise TrainingDiverged("refusing to save a checkpoint of a diverged model")
     state = dict(
         model_name=config["model"], params=config, epoch=len(history), history=history,
-        model=model.state_dict(), optimizer=optimizer.state_dict(),
+        model=(model if averaged is None else averaged.module).state_dict(), optimizer=optimizer.state_dict(),
+        trained=None if averaged is None else model.state_dict(),
+        averaged=None if averaged is None else averaged.state_dict(),
         scheduler=None if scheduler is None else scheduler.state_dict(),
         rng=dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                  loader=None if train_loader is None else train_loader.generator.get_state()),
     )
-    name = name or f"{config['model']}_acc{last['test_acc']:.4f}.pt"
+    name = name or f"{config['model']}_acc{last[split + '_acc']:.4f}.pt"
     return atomic_write(Path(out_dir) / name, lambda p: torch.save(state, p))
 
 
@@ -224,11 +261,13 @@ def _last_line(err: Exception) -> str:
 
 
 def run_metrics(config, n_params, history, checkpoint) -> dict:
-    """What a training run writes to metrics.json: its checked parameters and results (accuracies as fractions)."""
-    acc = [h["test_acc"] for h in history]
+    """What a training run writes to metrics.json: its checked parameters and results (accuracies as fractions,
+    named after the split evaluated: `best_test_acc`, or `best_val_acc` for a run with a validation split)."""
+    split = eval_split(history)
+    acc = [h[f"{split}_acc"] for h in history]
     return {
-        **config, "params": n_params, "epochs": len(history), "history": history, "best_test_acc": max(acc),
-        "final_test_acc": acc[-1], "train_seconds": sum(h["train_seconds"] for h in history),
+        **config, "params": n_params, "epochs": len(history), "history": history, f"best_{split}_acc": max(acc),
+        f"final_{split}_acc": acc[-1], "train_seconds": sum(h["train_seconds"] for h in history),
         "seconds": sum(h["seconds"] for h in history),
         "checkpoint": str(checkpoint), "machine": machine_kind(config["device"]),
     }

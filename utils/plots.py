@@ -5,6 +5,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
+from .models import eval_split
+
 DIGITS = [str(d) for d in range(10)]  # MNIST's class names; `utils.data.class_names` gives any dataset's
 
 
@@ -41,7 +43,7 @@ def plot_curves(history, path=None):
     """Loss, accuracy and learning rate per epoch."""
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(14, 3.5))
-    for split in ("train", "test"):
+    for split in ("train", eval_split(history)):
         ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], marker="o", label=split)
         ax_acc.plot(epochs, [100 * h[f"{split}_acc"] for h in history], marker="o", label=split)
     ax_lr.plot(epochs, [h["lr"] for h in history], marker="o")
@@ -88,21 +90,36 @@ def plot_confusion(logits, labels, path=None, classes=DIGITS):
 
 
 def plot_sweep(rows, path=None):
-    """A sweep's runs: test accuracy per epoch (one line per run) and each run's final test accuracy."""
+    """A sweep's runs: accuracy per epoch (one line per run) and each run's final accuracy (test or validation)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw=dict(width_ratios=[3, 2]),
                                       layout="constrained")
     for r in rows:
-        left.plot([h["epoch"] for h in r["history"]], [100 * h["test_acc"] for h in r["history"]], marker=".",
-                  label=r["run"])
-    left.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy per epoch")
+        left.plot([h["epoch"] for h in r["history"]], [100 * h[f"{r['scored_on']}_acc"] for h in r["history"]],
+                  marker=".", label=r["run"])
+    left.set(xlabel="epoch", ylabel="accuracy (%)", title="test (or validation) accuracy per epoch")
     left.legend(fontsize=7)
     names = [r["run"] for r in rows]
-    bars = right.barh(names, [100 * r["final_test_acc"] for r in rows])
+    bars = right.barh(names, [100 * r["final_acc"] for r in rows])
     right.bar_label(bars, fmt="%.2f", fontsize=8)
-    right.set(xlabel="final test accuracy (%)", title="final test accuracy per run")
-    lowest = min((100 * r["final_test_acc"] for r in rows), default=90)
+    right.set(xlabel="final accuracy (%)", title="final accuracy per run")
+    lowest = min((100 * r["final_acc"] for r in rows), default=90)
     right.set_xlim(max(0, lowest - 1), 100)
     right.tick_params(axis="y", labelsize=7)
     for side in (left, right):
         side.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_seeds(seeds, values, bar, path=None, title=""):
+    """One point per seed (a target's measure, in %) against the target's bar."""
+    fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+    colors = ["tab:green" if v >= bar else "tab:red" for v in values]
+    ax.scatter(seeds, values, c=colors, zorder=3)
+    for s, v in zip(seeds, values, strict=True):
+        ax.annotate(f"{v:.2f}", (s, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    ax.axhline(bar, color="black", linestyle="--", label=f"target {bar:.2f}%")
+    ax.set(xlabel="seed", ylabel="accuracy (%)", title=title, xticks=list(seeds))
+    ax.set_ylim(min([*values, bar]) - 0.1, max([*values, bar]) + 0.1)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
     return _save(fig, path)

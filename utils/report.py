@@ -31,7 +31,7 @@ def results_table(root) -> str:
             f"| {m['model']} | {m['seed']} | {m['params']:,} | {m['epochs']} | {per_epoch} "
             f"| {100 * m['best_test_acc']:.2f} | {100 * m['final_test_acc']:.2f} "
             f"| {100 * m['history'][-1]['train_acc']:.2f} "
-            f"| {met}: {MODELS[m['model']].target} | {m['seconds']:.0f} |"
+            f"| {met}: {MODELS[m['model']].target.text} | {m['seconds']:.0f} |"
         )
     return "\n".join(rows)
 
