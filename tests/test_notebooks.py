@@ -80,7 +80,8 @@ def test_training_notebook_on_the_validation_split_never_reports_test_accuracy(t
     assert m["final_val_acc"] == m["history"][-1]["val_acc"] and "final_test_acc" not in m
     assert all("test_acc" not in h for h in m["history"])
     text = outputs_text(out)
-    assert "val images: 10,000" in text and "val acc" in text and "test acc" not in text
+    assert "val images: 10,000" in text and " val acc " in text and "test loss" not in text
+    assert "NOT met (scored on the validation split instead)" in text
 
 
 

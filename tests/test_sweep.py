@@ -67,9 +67,18 @@ def test_seeds_report_counts_passes_and_names_the_worst_seed(tmp_path):
     (["sweeps/example.yaml", "--recipe", "s7"], "give a grid file or --recipe MODEL (not both)"),
     (["--recipe", "s7", "--seeds", "0"], "--seeds 0: expected an integer >= 1"),
     (["--recipe", "s9"], "argument --recipe: invalid choice: 's9'"),
+    (["no/such/grid.yaml"], "no/such/grid.yaml: cannot be read as YAML or JSON ([Errno 2] No such file"),
 ])
 def test_bad_sweep_command_is_one_line_and_runs_nothing(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit):
         main([*argv, "--out", str(tmp_path / "out")])
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_grid_that_is_not_a_mapping_is_one_line(tmp_path, capsys):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("- 0.05\n- 0.1\n")
+    with pytest.raises(SystemExit):
+        main([str(grid), "--out", str(tmp_path / "out")])
+    assert "expected a mapping of notebook parameters to values or lists of values" in capsys.readouterr().err

@@ -152,7 +152,11 @@ def main(argv=None) -> list[dict]:
         grid = {"model": args.recipe, **MODELS[args.recipe].recipe, "validation": args.validation,
                 "seed": list(range(1, args.seeds + 1))}
     else:
-        grid = yaml.safe_load(args.grid.read_text())
+        try:
+            grid = yaml.safe_load(args.grid.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            parser.error(f"{args.grid}: cannot be read as YAML or JSON ({str(err).splitlines()[0]}); "
+                         "fix the file or give another one")
     if not isinstance(grid, dict) or not grid:
         parser.error(f"{args.grid}: expected a mapping of notebook parameters to values or lists of values")
     parameters = pm.inspect_notebook(NOTEBOOK)
