@@ -34,12 +34,16 @@ def test_sweep_records_a_failed_run_and_summarizes_all(tmp_path, mnist_root):
     assert (tmp_path / "summary.png").stat().st_size > 5_000
 
 
-def test_unknown_grid_parameter_is_refused_before_any_run(tmp_path, capsys):
+@pytest.mark.parametrize("content,message", [
+    ("model: [s7]\nlearning_rate: [0.1, 0.2]\n", "learning_rate not a parameter of 03_training.ipynb"),
+    ("- 0.05\n- 0.1\n", "expected a mapping of notebook parameters to values or lists of values"),
+])
+def test_bad_grid_file_is_refused_before_any_run(tmp_path, capsys, content, message):
     grid = tmp_path / "grid.yaml"
-    grid.write_text("model: [s7]\nlearning_rate: [0.1, 0.2]\n")
+    grid.write_text(content)
     with pytest.raises(SystemExit):
         main([str(grid), "--out", str(tmp_path / "out")])
-    assert "learning_rate not a parameter of 03_training.ipynb" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -74,11 +78,3 @@ def test_bad_sweep_command_is_one_line_and_runs_nothing(tmp_path, capsys, argv, 
         main([*argv, "--out", str(tmp_path / "out")])
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-
-
-def test_grid_that_is_not_a_mapping_is_one_line(tmp_path, capsys):
-    grid = tmp_path / "grid.yaml"
-    grid.write_text("- 0.05\n- 0.1\n")
-    with pytest.raises(SystemExit):
-        main([str(grid), "--out", str(tmp_path / "out")])
-    assert "expected a mapping of notebook parameters to values or lists of values" in capsys.readouterr().err
