@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .files import atomic_write
-from .models import eval_split, get_model
+from .models import accuracies, eval_split, get_model
 
 SYNC_EVERY = 25  # batches between progress-bar updates (each one waits for the device)
 LAST_CHECKPOINT = "last.pt"  # written after every epoch by `fit(checkpoint_dir=...)`; `resume` continues from it
@@ -166,7 +166,6 @@ def fit(model, optimizer, train_loader, eval_loader, epochs: int, warmup=0.2, gr
     return history
 
 
-
 def restore(ckpt, model, optimizer, scheduler, train_loader, averaged=None) -> list[dict]:
     """Put weights (and their average), optimizer, schedule and random-number states back to where `ckpt` stopped;
     returns its history."""
@@ -263,8 +262,7 @@ def _last_line(err: Exception) -> str:
 def run_metrics(config, n_params, history, checkpoint) -> dict:
     """What a training run writes to metrics.json: its checked parameters and results (accuracies as fractions,
     named after the split evaluated: `best_test_acc`, or `best_val_acc` for a run with a validation split)."""
-    split = eval_split(history)
-    acc = [h[f"{split}_acc"] for h in history]
+    split, acc = eval_split(history), accuracies(history)
     return {
         **config, "params": n_params, "epochs": len(history), "history": history, f"best_{split}_acc": max(acc),
         f"final_{split}_acc": acc[-1], "train_seconds": sum(h["train_seconds"] for h in history),

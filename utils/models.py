@@ -91,23 +91,24 @@ def eval_split(history) -> str:
     return "val" if "val_acc" in history[0] else "test"
 
 
-def _accuracies(history) -> list[float]:
+def accuracies(history) -> list[float]:
+    """The accuracy after each epoch on the split the history was scored on."""
     return [h[f"{eval_split(history)}_acc"] for h in history]
 
 
 def first_epoch(history) -> float:
     """accuracy after epoch 1"""
-    return _accuracies(history)[0]
+    return accuracies(history)[0]
 
 
 def best_epoch(history) -> float:
     """best accuracy of any epoch"""
-    return max(_accuracies(history))
+    return max(accuracies(history))
 
 
 def last3_min(history) -> float:
     """lowest accuracy of the last 3 epochs"""
-    return min(_accuracies(history)[-3:])
+    return min(accuracies(history)[-3:])
 
 
 @dataclass(frozen=True)
