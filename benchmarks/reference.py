@@ -22,11 +22,18 @@ def reference_net(dropout=0.05) -> nn.Sequential:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.ReLU(), nn.BatchNorm2d(cout), nn.Dropout(dropout)]
 
     return nn.Sequential(
-        *block(1, 8), *block(8, 12), nn.MaxPool2d(2),  # 28 -> 14
-        *block(12, 16), nn.MaxPool2d(2),  # 14 -> 7
+        *block(1, 8),
+        *block(8, 12),
+        nn.MaxPool2d(2),  # 28 -> 14
+        *block(12, 16),
+        nn.MaxPool2d(2),  # 14 -> 7
         nn.Conv2d(16, 16, 1, bias=False),
-        *block(16, 16), *block(16, 16), *block(16, 16),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
+        *block(16, 16),
+        *block(16, 16),
+        *block(16, 16),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
     )
 
 

@@ -13,7 +13,6 @@ so the most that any loader and engine could gain over the reference with that n
 Prints a Markdown table and writes it with the raw numbers to benchmarks/results/speed[-quick].{md,json}.
 """
 
-import argparse
 import math
 import platform
 import resource
@@ -33,10 +32,12 @@ from benchmarks.reference import (
     reference_train_epoch,
 )
 from benchmarks.step_options import time_steps
-from utils.data import Augment, make_loaders, prepare_data
+from utils.config import ArgumentParser
+from utils.data import Augment, make_loaders
+from utils.datafiles import DataError, prepare_data
 from utils.engine import evaluate, fit, machine_kind, make_optimizer, resolve_device, seed_everything
 from utils.files import atomic_write, write_json
-from utils.models import MODELS, Normalize, count_params, get_model
+from utils.models import MODELS, Normalize, count_params, get_model, recipe
 
 TARGET, SEED, QUICK_BATCHES = 0.994, 1, 200
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -68,13 +69,20 @@ def summarize(pipeline, model, n_train, batch_size, setup_seconds, history, devi
     hit = next((i for i, a in enumerate(acc) if a >= TARGET), None)
     train_seconds = sum(h["train_seconds"] for h in history)
     return dict(
-        pipeline=pipeline, model=model, params=None, batch_size=batch_size, train_images=n_train,
-        epochs=len(history), seconds_per_epoch=train_seconds / len(history),
+        pipeline=pipeline,
+        model=model,
+        params=None,
+        batch_size=batch_size,
+        train_images=n_train,
+        epochs=len(history),
+        seconds_per_epoch=train_seconds / len(history),
         images_per_second=n_train * len(history) / train_seconds,
         epochs_to_target=None if hit is None else hit + 1,
         seconds_to_target=None if hit is None else setup_seconds + sum(h["seconds"] for h in history[: hit + 1]),
-        final_test_acc=acc[-1], wall_seconds=setup_seconds + sum(h["seconds"] for h in history),
-        peak_memory_mb=peak_memory_mb(device), history=history,
+        final_test_acc=acc[-1],
+        wall_seconds=setup_seconds + sum(h["seconds"] for h in history),
+        peak_memory_mb=peak_memory_mb(device),
+        history=history,
     )
 
 
@@ -99,11 +107,25 @@ def run_reference(root, device, epochs, n_train, workers) -> dict:
         sync(device)
         train_seconds = time.perf_counter() - start
         test_loss, test_acc = evaluate(model, test)
-        history.append(dict(epoch=epoch, test_loss=test_loss, test_acc=test_acc, train_seconds=train_seconds,
-                            seconds=time.perf_counter() - start))
+        history.append(
+            dict(
+                epoch=epoch,
+                test_loss=test_loss,
+                test_acc=test_acc,
+                train_seconds=train_seconds,
+                seconds=time.perf_counter() - start,
+            )
+        )
         print(f"reference {epoch}/{epochs}: test accuracy {test_acc:.2%} ({history[-1]['seconds']:.1f} s)", flush=True)
-    row = summarize(f"reference: DataLoader + PIL, plain loop, {workers} workers", "reference", len(train.dataset),
-                    BATCH_SIZE, setup, history, device)
+    row = summarize(
+        f"reference: DataLoader + PIL, plain loop, {workers} workers",
+        "reference",
+        len(train.dataset),
+        BATCH_SIZE,
+        setup,
+        history,
+        device,
+    )
     return {**row, "params": count_params(model)}
 
 
@@ -116,28 +138,48 @@ def run_engine(root, device, build, optimizer, batch_size, augment, epochs, n_tr
     model = build().to(device)
     opt = optimizer(model)
     setup = time.perf_counter() - start
-    recipe = MODELS[model_name].recipe if model_name in MODELS else {}
-    history = fit(model, opt, train, test, epochs, **{k: recipe[k] for k in ("warmup", "label_smoothing", "ema")
-                                                      if k in recipe})
+    registered = recipe(model_name) if model_name in MODELS else {}
+    history = fit(
+        model,
+        opt,
+        train,
+        test,
+        epochs,
+        **{k: registered[k] for k in ("warmup", "label_smoothing", "ema") if k in registered},
+    )
     row = summarize(pipeline, model_name, len(train.labels), batch_size, setup, history, device)
     return {**row, "params": count_params(model)}
 
 
 def run_s7(root, device, epochs, n_train) -> dict:
-    recipe = MODELS["s7"].recipe
+    r = recipe("s7")
     return run_engine(
-        root, device, lambda: get_model("s7"), lambda m: make_optimizer(m, recipe["optimizer"], recipe["lr"]),
-        recipe["batch_size"], Augment(recipe["rotation"], recipe["translate"], erase=recipe["erase"]),
-        epochs or recipe["epochs"], n_train, "project: s7 recipe, tensor loader + engine", "s7",
+        root,
+        device,
+        lambda: get_model("s7"),
+        lambda m: make_optimizer(m, r["optimizer"], r["lr"]),
+        r["batch_size"],
+        Augment(r["rotation"], r["translate"], erase=r["erase"]),
+        epochs or r["epochs"],
+        n_train,
+        "project: s7 recipe, tensor loader + engine",
+        "s7",
     )
 
 
 def run_reference_net_on_engine(root, device, n_train) -> dict:
     """Same net, optimizer, batch size and rotation as the reference; only the loader and engine differ."""
     return run_engine(
-        root, device, lambda: nn.Sequential(Normalize(), reference_net()), reference_optimizer, BATCH_SIZE,
-        Augment(rotation=ROTATION, translate=0.0, scale=(1.0, 1.0)), 1, n_train,
-        "reference net and optimizer, tensor loader + engine", "reference",
+        root,
+        device,
+        lambda: nn.Sequential(Normalize(), reference_net()),
+        reference_optimizer,
+        BATCH_SIZE,
+        Augment(rotation=ROTATION, translate=0.0, scale=(1.0, 1.0)),
+        1,
+        n_train,
+        "reference net and optimizer, tensor loader + engine",
+        "reference",
     )
 
 
@@ -158,7 +200,8 @@ def ratios(reference, s7, engine, step_only_seconds_per_epoch) -> dict:
     elif s7["seconds_to_target"] and reference["epochs"] > 1:
         at_least = reference["wall_seconds"] / s7["seconds_to_target"]
     return dict(
-        time_to_target=to_target, time_to_target_at_least=at_least,
+        time_to_target=to_target,
+        time_to_target_at_least=at_least,
         same_model_throughput=engine["images_per_second"] / reference["images_per_second"],
         same_model_ceiling=reference["seconds_per_epoch"] / step_only_seconds_per_epoch,
         s7_vs_reference_throughput=s7["images_per_second"] / reference["images_per_second"],
@@ -170,8 +213,14 @@ def machine(device) -> dict:
     cpu = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                    if line.startswith("model name")), cpu)
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            cpu,
+        )
     return dict(cpu=cpu, kind=machine_kind(device))
 
 
@@ -210,8 +259,10 @@ def _time_to_target(r) -> str:
     if r["time_to_target"] is not None:
         return f"{r['time_to_target']:.1f}×"
     if r.get("time_to_target_at_least") is not None:
-        return (f"more than {r['time_to_target_at_least']:.1f}× (the reference never reached 99.4%; "
-                "its whole run / s7's time to 99.4%)")
+        return (
+            f"more than {r['time_to_target_at_least']:.1f}× (the reference never reached 99.4%; "
+            "its whole run / s7's time to 99.4%)"
+        )
     return "not measured"
 
 
@@ -226,25 +277,41 @@ def _num(value, fmt, suffix="") -> str:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short epoch of each, no accuracy target")
     parser.add_argument("--batches", type=int, default=QUICK_BATCHES, help="training batches per run with --quick")
     parser.add_argument("--device", default="auto", help="auto (cuda -> mps -> cpu), cpu, cuda, mps")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="DataLoader workers of the reference pipeline (0 was the fastest on 2 CPU cores)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="DataLoader workers of the reference pipeline (0 was the fastest on 2 CPU cores)",
+    )
     parser.add_argument("--data-dir", default=None, help="MNIST root (default: data/ at the repo root)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for speed[-quick].json and .md")
     args = parser.parse_args(argv)
-    device = resolve_device(args.device)
-    root = prepare_data(args.data_dir)
+    if args.batches < 1 or args.workers < 0:
+        parser.error(f"--batches {args.batches} --workers {args.workers}: expected --batches >= 1, --workers >= 0")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: a file; give a folder")
+    try:
+        device = resolve_device(args.device)
+        root = prepare_data(args.data_dir)
+    except (ValueError, DataError) as err:
+        parser.error(str(err))
     n_train = args.batches * BATCH_SIZE if args.quick else None
     reference = run_reference(root, device, 1 if args.quick else EPOCHS, n_train, args.workers)
     s7 = run_s7(root, device, 1 if args.quick else None, n_train)
     engine = run_reference_net_on_engine(root, device, n_train)
     step_only = reference_step_seconds_per_epoch(root, device, reference["train_images"], 20 if args.quick else 100)
-    result = dict(mode="quick" if args.quick else "full", date=time.strftime("%Y-%m-%d"), machine=machine(device),
-                  runs=[reference, s7, engine], ratios=ratios(reference, s7, engine, step_only),
-                  reference_step_only_seconds_per_epoch=step_only)
+    result = dict(
+        mode="quick" if args.quick else "full",
+        date=time.strftime("%Y-%m-%d"),
+        machine=machine(device),
+        runs=[reference, s7, engine],
+        ratios=ratios(reference, s7, engine, step_only),
+        reference_step_only_seconds_per_epoch=step_only,
+    )
     name = "speed-quick" if args.quick else "speed"
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{name}.json", result)

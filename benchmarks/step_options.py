@@ -10,7 +10,6 @@ printed separately. The engine only turns on what this shows to help (AMP on CUD
 With --profile it instead prints torch.profiler's table of the eager step's operators, by self time.
 """
 
-import argparse
 import time
 
 import torch
@@ -19,6 +18,7 @@ from torch import nn
 from torch.profiler import profile
 
 from benchmarks.reference import reference_net
+from utils.config import ArgumentParser
 from utils.data import make_loaders
 from utils.engine import resolve_device
 from utils.models import Normalize, get_model, list_models
@@ -48,14 +48,19 @@ def time_steps(model, x, y, steps, autocast_dtype=None) -> float:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m benchmarks.step_options", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="s7", choices=[*list_models(), "reference"])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--profile", action="store_true", help="print the operators' share of the eager step")
     args = parser.parse_args(argv)
-    device = resolve_device(args.device)
+    if args.batch_size < 1 or args.steps < 1:
+        parser.error(f"--batch-size {args.batch_size} --steps {args.steps}: expected integers >= 1")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
     x, y = next(iter(make_loaders(batch_size=args.batch_size, device=device, subset=args.batch_size)[0]))
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
 
@@ -67,8 +72,9 @@ def main(argv=None) -> dict:
     if args.profile:
         with profile() as prof:
             time_steps(fresh(), x, y, args.steps)
-        table = prof.key_averages().table(sort_by="self_device_time_total" if device.type == "cuda"
-                                          else "self_cpu_time_total", row_limit=12)
+        table = prof.key_averages().table(
+            sort_by="self_device_time_total" if device.type == "cuda" else "self_cpu_time_total", row_limit=12
+        )
         print(f"{args.model}, batch {args.batch_size}, {device}, {torch.get_num_threads()} threads\n{table}")
         return dict(profile=table)
     results = {"eager": time_steps(fresh(), x, y, args.steps)}
@@ -81,8 +87,9 @@ def main(argv=None) -> dict:
     time_steps(compiled, x, y, 1)
     compile_seconds = time.perf_counter() - start
     results["torch.compile"] = time_steps(compiled, x, y, args.steps)
-    print(f"{args.model}, batch {args.batch_size}, {device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{args.model}, batch {args.batch_size}, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     for name, seconds in results.items():
         print(f"  {name:<18} {seconds * 1e3:7.2f} ms/step   {results['eager'] / seconds:5.2f}x eager")
     print(f"  torch.compile's first steps took {compile_seconds:.0f} s (compilation)")

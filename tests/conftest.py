@@ -1,14 +1,18 @@
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from utils.data import prepare_data
+from utils.datafiles import prepare_data
 from utils.engine import machine_kind, resolve_device
 
 TRAINING_NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_training.ipynb"
 OTHER_MACHINE_SANITIZER = Path(__file__).resolve().parent / "nbval_sanitize_other_machine.cfg"
 NBVAL_NOTE = pytest.StashKey[str]()
+RUNS = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +37,10 @@ def executed_on(notebook) -> str | None:
 
 
 def pytest_configure(config):
-    """nbval compares the committed per-epoch numbers exactly only on the machine kind that produced them."""
+    """Run folders of notebooks executed with their defaults (nbval's) go to a temporary folder, not the checkout.
+    nbval compares the committed per-epoch numbers exactly only on the machine kind that produced them."""
+    if "RUNS_DIR" not in os.environ:
+        os.environ["RUNS_DIR"] = config.stash[RUNS] = tempfile.mkdtemp(prefix="mnist-test-runs-")
     if getattr(config.option, "nbval_sanitize_with", None) is None:
         return
     here, there = machine_kind(resolve_device()), executed_on(TRAINING_NOTEBOOK)
@@ -45,6 +52,12 @@ def pytest_configure(config):
             f"nbval: the committed notebooks were executed on {there}, this is {here}: per-epoch losses and "
             "accuracies NOT compared (targets still checked). `make notebooks` here, then `make test`, compares all."
         )
+
+
+def pytest_unconfigure(config):
+    if RUNS in config.stash:
+        shutil.rmtree(config.stash[RUNS], ignore_errors=True)
+        del os.environ["RUNS_DIR"]
 
 
 def pytest_report_header(config):

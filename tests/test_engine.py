@@ -1,26 +1,17 @@
+import errno
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import without_timings
 
 from utils import engine
+from utils.checkpoints import LAST_CHECKPOINT, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from utils.config import check_params
 from utils.data import Augment, make_loaders
-from utils.engine import (
-    LAST_CHECKPOINT,
-    CheckpointError,
-    TrainingDiverged,
-    evaluate,
-    fit,
-    load_checkpoint,
-    make_optimizer,
-    read_checkpoint,
-    resolve_device,
-    save_checkpoint,
-    seed_everything,
-)
-from utils.files import write_json
+from utils.engine import TrainingDiverged, evaluate, fit, make_optimizer, resolve_device, seed_everything
+from utils.files import DiskFullError, write_json
 from utils.models import get_model
 
 GOOD = dict(model="s7", epochs=2, batch_size=64, lr=0.05, optimizer="sgd", seed=1, device="cpu")
@@ -69,8 +60,16 @@ def test_validation_split_is_held_out_of_training(mnist_root):
     assert (len(train.labels), len(val.labels), val.split, test.split) == (50_000, 10_000, "val", "test")
     assert torch.equal(torch.cat([train.images, val.images]), full.images)  # the last 10,000 training images
     _, _, history = small_run(mnist_root, epochs=1, validation=True)
-    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "train_seconds",
-                               "seconds"}
+    assert set(history[0]) == {
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "lr",
+        "train_seconds",
+        "seconds",
+    }
 
 
 def test_label_smoothing_changes_training(mnist_root):
@@ -90,7 +89,7 @@ def test_weight_average_is_what_is_evaluated_and_kept(mnist_root):
 
 @pytest.mark.parametrize("ema", [None, 0.99])
 def test_resumed_run_gives_the_uninterrupted_history(mnist_root, tmp_path, monkeypatch, ema):
-    config = check_params(**{**GOOD, "epochs": 3, "subset": 2000, "ema": ema})
+    config = check_params({**GOOD, "epochs": 3, "subset": 2000, "ema": ema})
     _, _, uninterrupted = small_run(mnist_root, epochs=3, ema=ema)
     calls = []
 
@@ -106,8 +105,9 @@ def test_resumed_run_gives_the_uninterrupted_history(mnist_root, tmp_path, monke
     monkeypatch.undo()
     assert read_checkpoint(tmp_path / LAST_CHECKPOINT)["epoch"] == 1
     torch.manual_seed(123)  # whatever the global RNG holds now, resume restores it
-    _, _, resumed = small_run(mnist_root, epochs=3, checkpoint_dir=tmp_path, config=config,
-                              resume=tmp_path / LAST_CHECKPOINT, ema=ema)
+    _, _, resumed = small_run(
+        mnist_root, epochs=3, checkpoint_dir=tmp_path, config=config, resume=tmp_path / LAST_CHECKPOINT, ema=ema
+    )
     assert without_timings(resumed) == without_timings(uninterrupted)
     assert read_checkpoint(tmp_path / LAST_CHECKPOINT)["epoch"] == 3
 
@@ -157,7 +157,7 @@ def test_nan_loss_stops_with_a_clear_message(mnist_root):
 def test_no_checkpoint_from_a_diverged_model(tmp_path):
     model = get_model("s7")
     history = [dict(epoch=1, train_loss=float("nan"), test_loss=float("nan"), test_acc=0.1)]
-    with pytest.raises(TrainingDiverged):
+    with pytest.raises(CheckpointError, match="refusing to save a checkpoint of a diverged model"):
         save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model), history)
     assert list(tmp_path.iterdir()) == []
 
@@ -181,3 +181,35 @@ def test_cuda_without_cuda_is_one_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available here; use device='auto' or 'cpu'"):
         resolve_device("cuda")
     assert resolve_device("auto").type in {"cpu", "mps"}
+
+
+def test_full_disk_while_writing_last_pt_is_one_line_and_keeps_the_previous_one(mnist_root, tmp_path, monkeypatch):
+    config = check_params({**GOOD, "epochs": 2, "subset": 2000})
+    write_bytes, calls = Path.write_bytes, []
+
+    def disk_fills_on_the_second_checkpoint(path, data):
+        calls.append(path.name)
+        if path.name.startswith(f".{LAST_CHECKPOINT}.") and len(calls) == 2:
+            write_bytes(path, data[: len(data) // 2])  # half of it lands, then the device is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_fills_on_the_second_checkpoint)
+    with pytest.raises(DiskFullError) as err:
+        small_run(mnist_root, epochs=2, checkpoint_dir=tmp_path, config=config)
+    last = tmp_path / LAST_CHECKPOINT
+    assert str(err.value) == (
+        f"cannot write {last}: no space left on the device; free some space, then continue with -p resume {last}"
+    )
+    assert read_checkpoint(last)["epoch"] == 1  # the previous last.pt still loads
+    assert [p.name for p in tmp_path.iterdir()] == [LAST_CHECKPOINT]  # no half-written temporary file
+
+
+def test_full_disk_while_writing_metrics_names_the_file(tmp_path, monkeypatch):
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(DiskFullError, match=r"^cannot write .*metrics.json: no space left on the device; free some "):
+        write_json(tmp_path / "metrics.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []

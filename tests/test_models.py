@@ -1,8 +1,21 @@
+import papermill as pm
 import pytest
 import torch
+from conftest import TRAINING_NOTEBOOK
 from torch import nn
 
-from utils.models import MODELS, Normalize, conv_bn, count_params, get_model, list_models, target_met
+from utils.config import check_params
+from utils.models import (
+    MODELS,
+    Normalize,
+    conv_bn,
+    count_params,
+    get_model,
+    is_recipe_run,
+    list_models,
+    recipe,
+    target_met,
+)
 from utils.summary import receptive_field
 
 NAMES = list_models()
@@ -68,8 +81,9 @@ def test_pooling_before_the_relu_is_the_same_function_and_gradient_as_after_it()
     x = torch.randn(16, 3, 12, 12)
     pooled_first = block(x)
     grad_first = torch.autograd.grad(pooled_first.square().sum(), conv.weight)[0]
-    relu_first = nn.functional.max_pool2d(torch.relu(nn.functional.batch_norm(
-        conv(x), None, None, bn.weight, bn.bias, training=True)), 2)
+    relu_first = nn.functional.max_pool2d(
+        torch.relu(nn.functional.batch_norm(conv(x), None, None, bn.weight, bn.bias, training=True)), 2
+    )
     grad_relu_first = torch.autograd.grad(relu_first.square().sum(), conv.weight)[0]
     assert torch.equal(pooled_first, relu_first) and torch.equal(grad_first, grad_relu_first)
 
@@ -95,3 +109,10 @@ def test_targets_can_fail():
     assert target_met("s6", _history([0.99, 0.994]))
     assert not target_met("s6", _history([0.99] * 20 + [0.995]))  # only the first 20 epochs count
     assert target_met("s7", [{**h, "val_acc": h.pop("test_acc")} for h in _history([0.99] * 12 + [0.995] * 3)])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recipe_file_is_a_valid_papermill_parameters_file_for_its_model(name):
+    r = recipe(name)
+    assert r["model"] == name and set(r) <= set(pm.inspect_notebook(TRAINING_NOTEBOOK))
+    assert is_recipe_run(check_params({**r, "seed": 1, "device": "cpu"}))

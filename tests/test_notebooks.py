@@ -1,6 +1,7 @@
 """Papermill smoke runs of every notebook with small parameters, checking what they write."""
 
 import ast
+import dataclasses
 import json
 import os
 import re
@@ -17,9 +18,15 @@ import pytest
 import torch
 from conftest import OTHER_MACHINE_SANITIZER, executed_on, without_timings
 from nbval.plugin import get_sanitize_patterns
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from utils.engine import LAST_CHECKPOINT, format_history, load_checkpoint, read_checkpoint
-from utils.models import MODELS
+from utils.checkpoints import LAST_CHECKPOINT, load_checkpoint, read_checkpoint
+from utils.config import PARAMETERS, TrainParams
+from utils.engine import format_history
+from utils.execute import execute
+from utils.files import UMASK as umask
+from utils.models import recipe
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SANITIZE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
@@ -37,7 +44,9 @@ def outputs_text(path):
     nb = json.loads(Path(path).read_text())
     return "\n".join(
         "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
-        for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+        for o in c["outputs"]
     )
 
 
@@ -54,10 +63,26 @@ def test_augmentation_notebook(tmp_path, mnist_root):
 
 
 def test_training_notebook_smoke_run_writes_metrics_and_checkpoint(tmp_path, mnist_root):
-    run("03_training.ipynb", tmp_path, subset=2000, epochs=2, batch_size=100, output_dir=str(tmp_path))
+    execute(
+        "03_training",
+        tmp_path / "03_training.ipynb",
+        dict(subset=2000, epochs=2, batch_size=100, output_dir=str(tmp_path)),
+    )
     m = json.loads((tmp_path / "metrics.json").read_text())
-    assert {"model", "params", "epochs", "seed", "device", "batch_size", "history", "best_test_acc",
-            "final_test_acc", "train_seconds", "seconds", "checkpoint"} <= set(m)
+    assert {
+        "model",
+        "params",
+        "epochs",
+        "seed",
+        "device",
+        "batch_size",
+        "history",
+        "best_test_acc",
+        "final_test_acc",
+        "train_seconds",
+        "seconds",
+        "checkpoint",
+    } <= set(m)
     assert (m["model"], m["epochs"], m["batch_size"], m["seed"], m["device"]) == ("s7", 2, 100, 1, "cpu")
     assert [h["epoch"] for h in m["history"]] == [1, 2]
     for h in m["history"]:
@@ -70,11 +95,44 @@ def test_training_notebook_smoke_run_writes_metrics_and_checkpoint(tmp_path, mni
     assert model(torch.rand(1, 1, 28, 28)).shape == (1, 10)
     for png in ("curves.png", "misclassified.png", "confusion.png"):
         assert (tmp_path / png).stat().st_size > 5_000
+    nb = json.loads((tmp_path / "03_training.ipynb").read_text())
+    training = next(c for c in nb["cells"] if "".join(c["source"]).startswith("opt = make_optimizer"))
+    streams = [o for o in training["outputs"] if o["output_type"] == "stream"]
+    assert sorted(o["name"] for o in streams) == ["stderr", "stdout"]  # merged: one output per stream
+    bars = "".join(streams[[o["name"] for o in streams].index("stderr")]["text"]).splitlines()
+    assert [line.split(":")[0] for line in bars] == ["epoch 1/2", "epoch 2/2"]  # the final state of each bar
+    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()  # read back what TensorBoard shows
+    assert [(e.step, e.value) for e in events.Scalars("accuracy/test")] == [
+        (h["epoch"], pytest.approx(h["test_acc"])) for h in m["history"]
+    ]
+    assert {"loss/train", "loss/test", "accuracy/train", "lr", "seconds", "hparam/final_test_acc"} <= set(
+        events.Tags()["scalars"]
+    )
+    start = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/session_start_info"])
+    assert set(start.session_start_info.hparams) == set(PARAMETERS)  # every parameter, for the HPARAMS tab
+    assert start.session_start_info.hparams["lr"].number_value == m["lr"]
+    html = (tmp_path / "03_training.html").read_text()
+    assert "s7 target:" in html and html.count("<img") >= 3
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir() if p.suffix in (".json", ".pt")} == {
+        "metrics.json": oct(0o666 & ~umask),
+        "last.pt": oct(0o666 & ~umask),
+        Path(m["checkpoint"]).name: oct(0o666 & ~umask),
+    }
 
 
 def test_training_notebook_on_the_validation_split_never_reports_test_accuracy(tmp_path, mnist_root):
-    out = run("03_training.ipynb", tmp_path, subset=1000, epochs=2, batch_size=100, device="cpu", validation=True,
-              ema=0.99, label_smoothing=0.1, output_dir=str(tmp_path))
+    out = run(
+        "03_training.ipynb",
+        tmp_path,
+        subset=1000,
+        epochs=2,
+        batch_size=100,
+        device="cpu",
+        validation=True,
+        ema=0.99,
+        label_smoothing=0.1,
+        output_dir=str(tmp_path),
+    )
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert (m["validation"], m["ema"], m["label_smoothing"]) == (True, 0.99, 0.1)
     assert m["final_val_acc"] == m["history"][-1]["val_acc"] and "final_test_acc" not in m
@@ -84,12 +142,14 @@ def test_training_notebook_on_the_validation_split_never_reports_test_accuracy(t
     assert "NOT met (scored on the validation split instead)" in text
 
 
-
-@pytest.mark.parametrize("bad,message", [
-    (dict(epochs=0), "parameter epochs=0 is invalid: expected an integer >= 1"),
-    (dict(model="s8"), "parameter model='s8' is invalid: expected one of s5, s6, s7, s7_tiny"),
-    (dict(lr=-0.1), "parameter lr=-0.1 is invalid: expected a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (dict(epochs=0), "parameter epochs=0 is invalid: expected an integer >= 1"),
+        (dict(model="s8"), "parameter model='s8' is invalid: expected one of s5, s6, s7, s7_tiny"),
+        (dict(lr=-0.1), "parameter lr=-0.1 is invalid: expected a finite number > 0"),
+    ],
+)
 def test_bad_parameter_fails_the_papermill_run_with_its_message(tmp_path, bad, message):
     with pytest.raises(pm.PapermillExecutionError, match=message.replace(".", r"\.")):
         run("03_training.ipynb", tmp_path, **bad, output_dir=str(tmp_path / "out"))
@@ -114,9 +174,21 @@ def test_killed_run_leaves_only_loadable_files_and_resumes_to_the_uninterrupted_
     run("03_training.ipynb", tmp_path / "a", **SMALL, output_dir=str(tmp_path / "full"))
     cut = tmp_path / "cut"
     args = [arg for k, v in {**SMALL, "output_dir": cut}.items() for arg in ("-p", k, str(v))]
-    papermill = subprocess.Popen([sys.executable, "-m", "papermill", "--log-level", "ERROR",
-                                  NOTEBOOKS / "03_training.ipynb", tmp_path / "cut.ipynb", *args],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    papermill = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            "--log-level",
+            "ERROR",
+            NOTEBOOKS / "03_training.ipynb",
+            tmp_path / "cut.ipynb",
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 600
     while not (cut / LAST_CHECKPOINT).exists():  # kill as soon as epoch 1 is saved: training is mid-run
         assert papermill.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
@@ -132,6 +204,8 @@ def test_killed_run_leaves_only_loadable_files_and_resumes_to_the_uninterrupted_
             assert read_checkpoint(path)["epoch"] < SMALL["epochs"]
         elif path.suffix == ".png":
             assert matplotlib.image.imread(path).size > 0
+        elif path.name == "tensorboard":  # event files are appended and flushed per epoch
+            assert EventAccumulator(str(path)).Reload().Scalars("accuracy/test")[0].step == 1
         else:
             assert path.name.endswith(".tmp"), f"unexpected file {path.name}"
     run("03_training.ipynb", tmp_path / "b", **SMALL, resume=str(cut / LAST_CHECKPOINT))
@@ -142,9 +216,22 @@ def test_killed_run_leaves_only_loadable_files_and_resumes_to_the_uninterrupted_
 
 def nbval(notebook) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
-         "--nbval-sanitize-with", str(SANITIZE), str(notebook)],
-        capture_output=True, text=True, cwd=Path(notebook).parent,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            str(SANITIZE),
+            str(notebook),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(notebook).parent,
     )
 
 
@@ -186,7 +273,8 @@ def test_other_machine_sanitizer_hides_the_numbers_but_not_the_epochs():
     two = [EPOCH, {**EPOCH, "epoch": 2}]
     assert sanitized(two, OTHER_MACHINE_SANITIZER) == sanitized(
         [{**EPOCH, "test_acc": 0.9717, "seconds": 52.1}, {**EPOCH, "epoch": 2, "train_loss": 0.2}],
-        OTHER_MACHINE_SANITIZER)
+        OTHER_MACHINE_SANITIZER,
+    )
     assert sanitized(two, OTHER_MACHINE_SANITIZER) != sanitized([EPOCH], OTHER_MACHINE_SANITIZER)
     assert sanitized(two, OTHER_MACHINE_SANITIZER).startswith("epoch train loss train acc")
 
@@ -199,18 +287,34 @@ def test_committed_training_notebook_says_which_machine_kind_executed_it():
 def test_papermill_sees_every_parameter(name):
     nb = json.loads((NOTEBOOKS / name).read_text())
     cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
-    tree = ast.parse("".join(cell["source"]))
-    assigned = {t.id for node in tree.body for t in ast.walk(node.targets[0]) if isinstance(t, ast.Name)}
-    assert set(pm.inspect_notebook(NOTEBOOKS / name)) == assigned
+    assigned = [node.target.id for node in ast.parse("".join(cell["source"])).body if isinstance(node, ast.AnnAssign)]
+    seen = pm.inspect_notebook(NOTEBOOKS / name)
+    assert list(seen) == assigned and len(assigned) >= 1
+    assert all(
+        p["inferred_type_name"] in ("str", "int", "float", "bool") or p["inferred_type_name"].startswith("Optional[")
+        for p in seen.values()
+    )  # --help-notebook shows each one's type
+
+
+def test_training_notebook_parameters_are_trainparams_names_types_and_defaults():
+    nb = json.loads((NOTEBOOKS / "03_training.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    namespace = {}
+    exec("".join(cell["source"]), namespace)
+    declared = {
+        node.target.id: eval(ast.unparse(node.annotation), namespace)
+        for node in ast.parse("".join(cell["source"])).body
+        if isinstance(node, ast.AnnAssign)
+    }
+    assert declared == {f.name: f.type for f in dataclasses.fields(TrainParams)}
+    assert {name: namespace[name] for name in declared} == {f.name: f.default for f in dataclasses.fields(TrainParams)}
 
 
 def test_training_notebook_defaults_are_the_s7_recipe():
     params = pm.inspect_notebook(NOTEBOOKS / "03_training.ipynb")
     defaults = {k: ast.literal_eval(v["default"]) for k, v in params.items()}
     assert defaults["model"] == "s7" and defaults["subset"] is None
-    shared = [k for k in MODELS["s7"].recipe if k in defaults]
-    assert {k: defaults[k] for k in shared} == {k: MODELS["s7"].recipe[k] for k in shared}
-    assert len(shared) >= 6
+    assert {k: defaults[k] for k in recipe("s7")} == recipe("s7")
 
 
 def colab_cell(name) -> str:
@@ -240,9 +344,13 @@ def test_colab_cell_clones_installs_and_makes_utils_importable_on_colab(recorded
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setattr(os.path, "isdir", lambda path: cloned)  # second run of the cell: already cloned
     exec(colab_cell("03_training.ipynb"), {})
-    setup = [] if cloned else [
-        ["git", "clone", "--depth", "1", "https://github.com/OWNER/REPO", "/content/repo"],
-        [sys.executable, "-m", "pip", "install", "-q", "torchsummary"],
-    ]
+    setup = (
+        []
+        if cloned
+        else [
+            ["git", "clone", "--depth", "1", "https://github.com/OWNER/REPO", "/content/repo"],
+            [sys.executable, "-m", "pip", "install", "-q", "torchsummary"],
+        ]
+    )
     assert recorded == [*setup, ("chdir", "/content/repo/notebooks")]
     assert sys.path[0] == "/content/repo"

@@ -1,7 +1,7 @@
 import torch
 
 from utils.data import class_names
-from utils.plots import confusion_matrix, plot_confusion, plot_misclassified
+from utils.plots import confusion_matrix, plot_confusion, plot_curves, plot_misclassified
 
 
 def test_class_names_come_from_torchvision_in_label_order():
@@ -28,3 +28,17 @@ def test_fashion_plots_name_the_classes_and_are_saved(tmp_path):
     fig = plot_misclassified(images, logits, labels, path=tmp_path / "misclassified.png", classes=classes)
     assert fig.axes[0].get_title() == "pred Trouser\ntrue T-shirt/top"
     assert (tmp_path / "confusion.png").stat().st_size > 0 and (tmp_path / "misclassified.png").stat().st_size > 0
+
+
+def test_curves_draw_the_target_and_zoom_on_the_last_epochs_with_integer_ticks(tmp_path):
+    history = [
+        dict(epoch=e, train_loss=1 / e, test_loss=1 / e, train_acc=0.9 + e / 200, test_acc=0.95 + e / 400, lr=0.1)
+        for e in range(1, 13)
+    ]
+    fig = plot_curves(history, tmp_path / "curves.png", bar=0.98)
+    acc, zoom = (next(ax for ax in fig.axes if ax.get_title().startswith(t)) for t in ("accuracy (%)", "accuracy (%),"))
+    assert zoom.get_title() == "accuracy (%), last 6 epochs" and list(zoom.lines[0].get_xdata()) == list(range(7, 13))
+    for ax in (acc, zoom):
+        assert [line.get_label() for line in ax.lines] == ["train", "test", "target 98.00%"]
+    assert all(float(t).is_integer() for t in zoom.get_xticks())
+    assert zoom.get_ylim()[0] > 93  # zoomed: the first epochs' 90.5% is left out

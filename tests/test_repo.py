@@ -1,9 +1,15 @@
-"""Repository hygiene: lint, the GitHub Actions workflow, the package install."""
+"""Repository hygiene: lint and format, pre-commit, the lock file, the GitHub Actions workflow, the package install."""
 
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,26 +20,63 @@ def tool(name) -> str:
     return str(here) if here.exists() else shutil.which(name) or name
 
 
-def test_ruff_is_clean():
-    result = subprocess.run([tool("ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True)
+@pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]])
+def test_ruff_is_clean(command):
+    result = subprocess.run([tool("ruff"), *command], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 
+def test_pre_commit_config_is_valid():
+    result = subprocess.run(
+        [tool("pre-commit"), "validate-config", ".pre-commit-config.yaml"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lock_pins_every_requirement_within_its_range():
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split(";")[0].strip().split("==")
+            pins[canonicalize_name(name)] = Version(version)
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    runtime = [r.split("#")[0].strip() for r in lines if r.split("#")[0].strip()]
+    for requirement in map(Requirement, runtime + dev):
+        assert pins[canonicalize_name(requirement.name)] in requirement.specifier, requirement
+
+
 def test_workflow_file_is_a_valid_github_workflow():
-    result = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-                             str(ROOT / ".github" / "workflows" / "ci.yml")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(ROOT / ".github" / "workflows" / "ci.yml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_broken_workflow_file_is_caught(tmp_path):
     broken = tmp_path / "ci.yml"
     broken.write_text("name: ci\non: push\njobs:\n  test:\n    steps: []\n")  # no runs-on
-    result = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(broken)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(broken)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
 
 
 def test_utils_is_installed_from_this_checkout():
-    out = subprocess.run([sys.executable, "-c", "import utils; print(utils.__file__)"], cwd="/",
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", "import utils; print(utils.__file__)"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert Path(out.strip()).parent == ROOT / "utils"

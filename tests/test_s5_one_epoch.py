@@ -2,11 +2,11 @@
 
 from utils.data import Augment, make_loaders
 from utils.engine import fit, make_optimizer, seed_everything
-from utils.models import MODELS, get_model, target_met
+from utils.models import get_model, recipe, target_met
 
 
 def test_s5_one_epoch_reaches_95_train_and_98_5_test(mnist_root):
-    r = MODELS["s5"].recipe
+    r = recipe("s5")
     seed_everything(1)
     train, test = make_loaders(mnist_root, r["batch_size"], "cpu", Augment(r["rotation"], r["translate"]), seed=1)
     model = get_model("s5")

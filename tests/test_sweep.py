@@ -2,6 +2,7 @@ import csv
 import json
 import os
 
+import nbformat
 import pytest
 
 from utils.sweep import expand_grid, main, run_sweep, seeds_report
@@ -9,8 +10,12 @@ from utils.sweep import expand_grid, main, run_sweep, seeds_report
 
 def test_grid_expands_lists_and_shares_scalars():
     runs = expand_grid({"model": ["s7", "s5"], "epochs": 2, "seed": [1, 2]})
-    assert runs == [dict(model="s7", epochs=2, seed=1), dict(model="s7", epochs=2, seed=2),
-                    dict(model="s5", epochs=2, seed=1), dict(model="s5", epochs=2, seed=2)]
+    assert runs == [
+        dict(model="s7", epochs=2, seed=1),
+        dict(model="s7", epochs=2, seed=2),
+        dict(model="s5", epochs=2, seed=1),
+        dict(model="s5", epochs=2, seed=2),
+    ]
 
 
 def test_sweep_records_a_failed_run_and_summarizes_all(tmp_path, mnist_root):
@@ -24,20 +29,27 @@ def test_sweep_records_a_failed_run_and_summarizes_all(tmp_path, mnist_root):
     assert (tmp_path / "lr=0.05" / "03_training.ipynb").exists()
     with open(tmp_path / "summary.csv") as f:
         table = list(csv.DictReader(f))
-    assert [(r["run"], r["status"], r["lr"]) for r in table] == [("lr=0.05", "ok", "0.05"),
-                                                                 ("lr=-1.0", "failed", "-1.0")]
+    assert [(r["run"], r["status"], r["lr"]) for r in table] == [
+        ("lr=0.05", "ok", "0.05"),
+        ("lr=-1.0", "failed", "-1.0"),
+    ]
     assert float(table[0]["final_acc"]) == metrics["final_test_acc"] and table[1]["final_acc"] == ""
     md = (tmp_path / "summary.md").read_text()
     assert f"| lr=0.05 | 0.05 | ok | test | {metrics['best_test_acc']:.2%} | {metrics['final_test_acc']:.2%} |" in md
-    assert "| lr=-1.0 | -1.0 | failed (ParameterError: parameter lr=-1.0 is invalid: expected a finite number > 0) " \
-           "| – | – | – | – |" in md
+    assert (
+        "| lr=-1.0 | -1.0 | failed (ParameterError: parameter lr=-1.0 is invalid: expected a finite number > 0) "
+        "| – | – | – | – |" in md
+    )
     assert (tmp_path / "summary.png").stat().st_size > 5_000
 
 
-@pytest.mark.parametrize("content,message", [
-    ("model: [s7]\nlearning_rate: [0.1, 0.2]\n", "learning_rate not a parameter of 03_training.ipynb"),
-    ("- 0.05\n- 0.1\n", "expected a mapping of notebook parameters to values or lists of values"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("model: [s7]\nlearning_rate: [0.1, 0.2]\n", "learning_rate not a parameter of 03_training.ipynb"),
+        ("- 0.05\n- 0.1\n", "expected a mapping of notebook parameters to values or lists of values"),
+    ],
+)
 def test_bad_grid_file_is_refused_before_any_run(tmp_path, capsys, content, message):
     grid = tmp_path / "grid.yaml"
     grid.write_text(content)
@@ -53,28 +65,65 @@ def _seed_row(seed, last_three, split="test"):
 
 
 def test_seeds_report_counts_passes_and_names_the_worst_seed(tmp_path):
-    rows = [_seed_row(1, [0.995, 0.996, 0.995]), _seed_row(2, [0.994, 0.9938, 0.996]),
-            dict(run="seed=3", seed=3, status="failed", error="KeyboardInterrupt: ")]
+    rows = [
+        _seed_row(1, [0.995, 0.996, 0.995]),
+        _seed_row(2, [0.994, 0.9938, 0.996]),
+        dict(run="seed=3", seed=3, status="failed", error="KeyboardInterrupt: "),
+    ]
     text = seeds_report(rows, "s7", tmp_path)
-    assert "| 1 | 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.50 99.60 99.50 | 99.50 " \
-           "| met |" in text
+    assert (
+        "| 1 | 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.00 99.50 99.60 99.50 | 99.50 "
+        "| met |" in text
+    )
     assert "| 2 |" in text and "| 99.38 | **missed** |" in text
     assert "| 3 | KeyboardInterrupt:  | – | **failed** |" in text
-    assert "1/3 seeds meet the target; lowest accuracy of the last 3 epochs: mean 99.44 ± 0.08 (std), worst 99.38, " \
-           "bar 99.40" in text
+    assert (
+        "1/3 seeds meet the target; lowest accuracy of the last 3 epochs: mean 99.44 ± 0.08 (std), worst 99.38, "
+        "bar 99.40" in text
+    )
     assert (tmp_path / "seeds.md").read_text() == text and (tmp_path / "seeds.png").stat().st_size > 5_000
     assert "scored on the validation split" in seeds_report([_seed_row(1, [0.995] * 3, "val")], "s7", tmp_path)
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--seeds", "3"], "give a grid file or --recipe MODEL (not both)"),
-    (["sweeps/example.yaml", "--recipe", "s7"], "give a grid file or --recipe MODEL (not both)"),
-    (["--recipe", "s7", "--seeds", "0"], "--seeds 0: expected an integer >= 1"),
-    (["--recipe", "s9"], "argument --recipe: invalid choice: 's9'"),
-    (["no/such/grid.yaml"], "no/such/grid.yaml: cannot be read as YAML or JSON ([Errno 2] No such file"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--seeds", "3"], "give a grid file or --recipe MODEL (not both)"),
+        (["sweeps/example.yaml", "--recipe", "s7"], "give a grid file or --recipe MODEL (not both)"),
+        (["--recipe", "s7", "--seeds", "0"], "--seeds 0: expected an integer >= 1"),
+        (["--recipe", "s9"], "argument --recipe: invalid choice: 's9'"),
+        (["no/such/grid.yaml"], "no/such/grid.yaml: cannot be read as YAML or JSON ([Errno 2] No such file"),
+        (["--recipe", "s7", "--resume", "no/such/dir"], "--resume no/such/dir: no such folder"),
+    ],
+)
 def test_bad_sweep_command_is_one_line_and_runs_nothing(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit):
         main([*argv, "--out", str(tmp_path / "out")])
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_resume_keeps_finished_runs_and_reruns_an_interrupted_one(tmp_path, mnist_root, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as typed
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("lr: [0.05, 0.1]\nsubset: 500\nepochs: 1\nbatch_size: 100\ndevice: cpu\n")
+    out = tmp_path / "out"
+    main(["grid.yaml", "--out", "out"])
+    assert (out / "lr=0.05" / "metrics.json").exists()
+    kept, killed = out / "lr=0.05" / "03_training.ipynb", out / "lr=0.1" / "03_training.ipynb"
+    before = kept.stat().st_mtime_ns
+    nb = nbformat.read(killed, as_version=4)  # as a run killed during its training cell leaves it
+    nb.cells[-1].metadata.papermill.status = "running"
+    nbformat.write(nb, killed)
+    (out / "lr=0.1" / "metrics.json").unlink()
+
+    rows = main(["grid.yaml", "--resume", "out"])
+    assert "lr=0.05: ok (kept from before)" in capsys.readouterr().out
+    assert kept.stat().st_mtime_ns == before
+    assert [(r["run"], r["status"]) for r in rows] == [("lr=0.05", "ok"), ("lr=0.1", "ok")]
+    assert (out / "lr=0.1" / "metrics.json").exists() and (out / "lr=0.1" / "03_training.html").exists()
+
+    grid.write_text("lr: [0.05, 0.1]\nsubset: 600\nepochs: 1\nbatch_size: 100\ndevice: cpu\n")
+    with pytest.raises(SystemExit):
+        main([str(grid), "--resume", str(out)])
+    assert "was run with other parameters" in capsys.readouterr().err

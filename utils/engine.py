@@ -1,34 +1,30 @@
 """Training and evaluation: `train_epoch`, `predict`/`evaluate`, `fit` (resumable), checkpoints, metrics."""
 
-import math
 import platform
 import random
+import re
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .files import atomic_write
-from .models import accuracies, eval_split, get_model
+from .checkpoints import LAST_CHECKPOINT, read_checkpoint, restore, save_checkpoint
+from .models import accuracies, eval_split
 
 SYNC_EVERY = 25  # batches between progress-bar updates (each one waits for the device)
-LAST_CHECKPOINT = "last.pt"  # written after every epoch by `fit(checkpoint_dir=...)`; `resume` continues from it
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be used: unreadable, or made for another model."""
-
-
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; an explicit device must exist."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if not isinstance(name, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
+        raise ValueError(f"device={name!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} but CUDA is not available here; use device='auto' or 'cpu'")
     if name == "mps" and not torch.backends.mps.is_available():
@@ -40,8 +36,11 @@ def machine_kind(device) -> str:
     """What fixes a seeded run's exact numbers besides its parameters: the device (on CPU, the instruction set
     torch's kernels use: another CPU model trains to slightly different numbers), threads and torch version."""
     device = torch.device(device)
-    chip = (torch.cuda.get_device_name(device) if device.type == "cuda"
-            else f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}")
+    chip = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
+    )
     return f"{device.type} ({chip}), {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
@@ -59,8 +58,9 @@ def make_optimizer(model, name: str = "sgd", lr: float = 0.1, weight_decay: floa
     raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'")
 
 
-def train_epoch(model, loader, optimizer, scheduler, scaler, grad_clip=None, desc="train", label_smoothing=0.0,
-                averaged=None):
+def train_epoch(
+    model, loader, optimizer, scheduler, scaler, grad_clip=None, desc="train", label_smoothing=0.0, averaged=None
+):
     """One pass over `loader`; returns (mean loss, accuracy). `averaged` (an AveragedModel) is updated after every
     step. Raises TrainingDiverged on a NaN/inf loss."""
     model.train()
@@ -118,11 +118,25 @@ def evaluate(model, loader):
 def weight_average(model, decay):
     """An exponential moving average of the weights and the BatchNorm statistics, updated every step."""
     return torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
+    )
 
 
-def fit(model, optimizer, train_loader, eval_loader, epochs: int, warmup=0.2, grad_clip=None, label_smoothing=0.0,
-        ema=None, checkpoint_dir=None, config=None, resume=None):
+def fit(
+    model,
+    optimizer,
+    train_loader,
+    eval_loader,
+    epochs: int,
+    warmup=0.2,
+    grad_clip=None,
+    label_smoothing=0.0,
+    ema=None,
+    checkpoint_dir=None,
+    config=None,
+    resume=None,
+    on_epoch=None,
+):
     """Train for `epochs` with OneCycle: lr rises to the optimizer's lr over the first `warmup` fraction of the
     steps, then anneals; evaluates on `eval_loader` (test or validation split) after each epoch; returns the
     per-epoch history.
@@ -132,6 +146,7 @@ def fit(model, optimizer, train_loader, eval_loader, epochs: int, warmup=0.2, gr
 
     With `checkpoint_dir` (and the run's `config`), `last.pt` is saved there after every epoch; `resume` (the
     path of such a file) continues that run where it stopped, with the same numbers as an uninterrupted run.
+    `on_epoch(row)` is called with each epoch's history row (e.g. `tracking.TensorBoardLog.epoch`).
     """
     device = next(model.parameters()).device
     max_lr = optimizer.param_groups[0]["lr"]
@@ -141,57 +156,54 @@ def fit(model, optimizer, train_loader, eval_loader, epochs: int, warmup=0.2, gr
     )
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")  # AMP on CUDA only
     averaged = None if ema is None else weight_average(model, ema)
-    history = [] if resume is None else restore(read_checkpoint(resume, device), model, optimizer, scheduler,
-                                                train_loader, averaged)
+    history = (
+        []
+        if resume is None
+        else restore(read_checkpoint(resume, device), model, optimizer, scheduler, train_loader, averaged)
+    )
     split = eval_loader.split
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
         lr = scheduler.get_last_lr()[0]
         desc = f"epoch {epoch}/{epochs}"
-        train_loss, train_acc = train_epoch(model, train_loader, optimizer, scheduler, scaler, grad_clip, desc,
-                                            label_smoothing, averaged)
+        train_loss, train_acc = train_epoch(
+            model, train_loader, optimizer, scheduler, scaler, grad_clip, desc, label_smoothing, averaged
+        )
         train_seconds = time.perf_counter() - start
         eval_loss, eval_acc = evaluate(model if averaged is None else averaged.module, eval_loader)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, f"{split}_loss": eval_loss,
-               f"{split}_acc": eval_acc, "lr": lr, "train_seconds": train_seconds,
-               "seconds": time.perf_counter() - start}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            f"{split}_loss": eval_loss,
+            f"{split}_acc": eval_acc,
+            "lr": lr,
+            "train_seconds": train_seconds,
+            "seconds": time.perf_counter() - start,
+        }
         history.append(row)
-        print(f"{desc}: {split} loss {eval_loss:.4f}, {split} accuracy {eval_acc:.2%} ({row['seconds']:.1f} s)",
-              flush=True)
+        print(
+            f"{desc}: train loss {train_loss:.4f} acc {train_acc:.2%} | {split} loss {eval_loss:.4f} acc "
+            f"{eval_acc:.2%} | {row['seconds']:.1f} s",
+            flush=True,
+        )
         if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, config, model, optimizer, history, LAST_CHECKPOINT, scheduler, train_loader,
-                            averaged)
+            save_checkpoint(
+                checkpoint_dir, config, model, optimizer, history, LAST_CHECKPOINT, scheduler, train_loader, averaged
+            )
+        if on_epoch is not None:
+            on_epoch(row)
     if averaged is not None:
         model.load_state_dict(averaged.module.state_dict())
     return history
 
 
-def restore(ckpt, model, optimizer, scheduler, train_loader, averaged=None) -> list[dict]:
-    """Put weights (and their average), optimizer, schedule and random-number states back to where `ckpt` stopped;
-    returns its history."""
-    if ckpt.get("scheduler") is None:
-        raise CheckpointError(f"the checkpoint has no training state to resume from; use {LAST_CHECKPOINT}")
-    if (averaged is None) != (ckpt.get("averaged") is None):
-        raise CheckpointError("the checkpoint was written with ema set differently; resume with the same ema")
-    if averaged is None:
-        model.load_state_dict(ckpt["model"])
-    else:
-        model.load_state_dict(ckpt["trained"])
-        averaged.load_state_dict(ckpt["averaged"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    train_loader.generator.set_state(ckpt["rng"]["loader"])
-    if ckpt["rng"]["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-    return list(ckpt["history"])
-
-
 def format_history(history) -> str:
     """The per-epoch history as a fixed-width text table."""
     split = eval_split(history)
-    lines = [f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {split + ' loss':>9} {split + ' acc':>8} {'lr':>8} "
-             f"{'s':>6}"]
+    lines = [
+        f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {split + ' loss':>9} {split + ' acc':>8} {'lr':>8} {'s':>6}"
+    ]
     for h in history:
         lines.append(
             f"{h['epoch']:>5} {h['train_loss']:>10.4f} {h['train_acc']:>9.2%} {h[split + '_loss']:>9.4f} "
@@ -200,72 +212,19 @@ def format_history(history) -> str:
     return "\n".join(lines)
 
 
-def save_checkpoint(out_dir, config, model, optimizer, history, name=None, scheduler=None, train_loader=None,
-                    averaged=None) -> Path:
-    """Atomically save weights, optimizer, history and parameters as `name` (default `<model>_acc<accuracy>.pt`);
-    with the scheduler and train loader also their states and the RNG states, which `fit(resume=...)` needs.
-    `model` holds the evaluated weights: with `averaged` (fit's weight average) those are the averaged ones, and the
-    trained weights and the average's state are saved besides, for resuming."""
-    last, split = history[-1], eval_split(history)
-    if not all(math.isfinite(last[k]) for k in ("train_loss", f"{split}_loss", f"{split}_acc")):
-        raise TrainingDiverged("refusing to save a checkpoint of a diverged model")
-    state = dict(
-        model_name=config["model"], params=config, epoch=len(history), history=history,
-        model=(model if averaged is None else averaged.module).state_dict(), optimizer=optimizer.state_dict(),
-        trained=None if averaged is None else model.state_dict(),
-        averaged=None if averaged is None else averaged.state_dict(),
-        scheduler=None if scheduler is None else scheduler.state_dict(),
-        rng=dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                 loader=None if train_loader is None else train_loader.generator.get_state()),
-    )
-    name = name or f"{config['model']}_acc{last[split + '_acc']:.4f}.pt"
-    return atomic_write(Path(out_dir) / name, lambda p: torch.save(state, p))
-
-
-def read_checkpoint(path, device="cpu") -> dict:
-    """A checkpoint's contents, loaded with `weights_only=True` (tensors and plain data only, no code)."""
-    if not Path(path).is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .pt file written by a run")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # truncated, corrupt, or holding objects that weights_only refuses
-        raise CheckpointError(f"checkpoint {path} cannot be read ({_last_line(err)}); "
-                              "it is damaged or not from this project: use another one or train again") from None
-    if not isinstance(ckpt, dict) or not {"model_name", "model", "history"} <= set(ckpt):
-        raise CheckpointError(f"checkpoint {path} is not from this project (no model_name/model/history)")
-    return ckpt
-
-
-def load_checkpoint(path, device="cpu", model_name=None):
-    """Rebuild the model named in a checkpoint and load its weights; returns (model, checkpoint dict).
-    With `model_name`, a checkpoint of another model is refused with a clear message."""
-    ckpt = read_checkpoint(path, device)
-    name = ckpt["model_name"]
-    if model_name is not None and name != model_name:
-        raise CheckpointError(f"checkpoint {path} holds model {name!r}, not {model_name!r}; "
-                              f"use model={name!r} or a checkpoint of {model_name!r}")
-    try:
-        model = get_model(name).to(device)
-        model.load_state_dict(ckpt["model"])
-    except (ValueError, RuntimeError) as err:  # unknown name, or missing keys / size mismatches
-        raise CheckpointError(f"checkpoint {path} does not fit model {name!r} ({_last_line(err)}); it was saved from "
-                              "another version of the model: train again or use the matching code") from None
-    return model, ckpt
-
-
-def _last_line(err: Exception) -> str:
-    """The last non-empty line of an error message (torch puts the specific cause there), or the error's type."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return (lines[-1] if lines else type(err).__name__)[:200]
-
-
 def run_metrics(config, n_params, history, checkpoint) -> dict:
     """What a training run writes to metrics.json: its checked parameters and results (accuracies as fractions,
     named after the split evaluated: `best_test_acc`, or `best_val_acc` for a run with a validation split)."""
     split, acc = eval_split(history), accuracies(history)
     return {
-        **config, "params": n_params, "epochs": len(history), "history": history, f"best_{split}_acc": max(acc),
-        f"final_{split}_acc": acc[-1], "train_seconds": sum(h["train_seconds"] for h in history),
+        **config,
+        "params": n_params,
+        "epochs": len(history),
+        "history": history,
+        f"best_{split}_acc": max(acc),
+        f"final_{split}_acc": acc[-1],
+        "train_seconds": sum(h["train_seconds"] for h in history),
         "seconds": sum(h["seconds"] for h in history),
-        "checkpoint": str(checkpoint), "machine": machine_kind(config["device"]),
+        "checkpoint": str(checkpoint),
+        "machine": machine_kind(config["device"]),
     }

@@ -1,12 +1,15 @@
 """Small MNIST CNNs and their registry: `get_model(name)`, `list_models()`, each with a recipe and a target."""
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"  # <model>.yaml: papermill -f files
 
 
 class Normalize(nn.Module):
@@ -31,6 +34,7 @@ def conv_bn(cin, cout, padding=0, pool=False):
 def classifier(*blocks, channels):
     """Normalise -> blocks -> global average pooling -> linear to 10 logits."""
     return nn.Sequential(Normalize(), *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
+
 
 # Dropout sits after the pooling, where activations are 4x smaller: at full resolution it costs ~30% of a CPU step.
 
@@ -123,8 +127,11 @@ class Target:
     min_train_acc: float = 0.0
 
     def met(self, history) -> bool:
-        return (self.min_epochs <= len(history) <= self.max_epochs and self.measure(history) >= self.bar
-                and history[0]["train_acc"] >= self.min_train_acc)
+        return (
+            self.min_epochs <= len(history) <= self.max_epochs
+            and self.measure(history) >= self.bar
+            and history[0]["train_acc"] >= self.min_train_acc
+        )
 
 
 @dataclass(frozen=True)
@@ -132,32 +139,20 @@ class ModelSpec:
     build: Callable[[], nn.Module]
     max_params: int
     target: Target
-    recipe: dict = field(default_factory=dict)  # training parameters that meet the target
 
 
 LAST3 = Target("test accuracy >= 99.4% on each of the last 3 epochs, at most 15 epochs", last3_min, 0.994, 15, 3)
-MODELS = {
+MODELS = {  # each model's training recipe, the parameters that meet its target, is recipes/<name>.yaml
     "s5": ModelSpec(
-        s5, 25_000, Target("after 1 epoch: train accuracy >= 95% and test accuracy >= 98.5%", first_epoch, 0.985, 1,
-                           min_train_acc=0.95),
-        dict(epochs=1, batch_size=32, lr=0.01, optimizer="adam", warmup=0.02, rotation=0.0, translate=0.0, erase=0.0,
-             label_smoothing=0.0, ema=None),
+        s5,
+        25_000,
+        Target(
+            "after 1 epoch: train accuracy >= 95% and test accuracy >= 98.5%", first_epoch, 0.985, 1, min_train_acc=0.95
+        ),
     ),
-    "s6": ModelSpec(
-        s6, 20_000, Target("test accuracy >= 99.4% within 20 epochs", best_epoch, 0.994, 20),
-        dict(epochs=12, batch_size=64, lr=0.05, optimizer="sgd", warmup=0.2, rotation=10.0, translate=0.1, erase=0.0,
-             label_smoothing=0.0, ema=None),
-    ),
-    "s7": ModelSpec(
-        s7, 8_000, LAST3,
-        dict(epochs=15, batch_size=128, lr=0.1, optimizer="sgd", warmup=0.2, rotation=7.0, translate=0.05, erase=0.0,
-             label_smoothing=0.0, ema=0.999),
-    ),
-    "s7_tiny": ModelSpec(
-        s7_tiny, 5_000, LAST3,
-        dict(epochs=15, batch_size=128, lr=0.1, optimizer="sgd", warmup=0.2, rotation=7.0, translate=0.05, erase=0.0,
-             label_smoothing=0.0, ema=0.999),
-    ),
+    "s6": ModelSpec(s6, 20_000, Target("test accuracy >= 99.4% within 20 epochs", best_epoch, 0.994, 20)),
+    "s7": ModelSpec(s7, 8_000, LAST3),
+    "s7_tiny": ModelSpec(s7_tiny, 5_000, LAST3),
 }
 
 
@@ -171,6 +166,16 @@ def get_model(name: str) -> nn.Module:
     return MODELS[name].build()
 
 
+def recipe_file(name: str) -> Path:
+    """The model's registered recipe as a papermill parameters file (`papermill ... -f recipes/s7.yaml`)."""
+    return RECIPE_DIR / f"{name}.yaml"
+
+
+def recipe(name: str) -> dict:
+    """The 03_training parameters of the model's registered recipe, `model` included."""
+    return yaml.safe_load(recipe_file(name).read_text())
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -178,9 +183,12 @@ def count_params(model: nn.Module) -> int:
 def is_recipe_run(config: dict) -> bool:
     """Whether a run used its model's registered recipe on all of MNIST's training data and was scored on the test
     set (then its target must hold)."""
-    recipe = MODELS[config["model"]].recipe
-    return (config["dataset"] == "mnist" and config["subset"] is None and not config["validation"]
-            and all(config[k] == v for k, v in recipe.items()))
+    return (
+        config["dataset"] == "mnist"
+        and config["subset"] is None
+        and not config["validation"]
+        and all(config[k] == v for k, v in recipe(config["model"]).items())
+    )
 
 
 def target_met(name: str, history: list[dict]) -> bool:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from .models import eval_split
 
@@ -39,20 +40,37 @@ def plot_augmentations(images, augment, generator, n_versions=3, path=None):
     return _digit_grid(torch.cat(rows), titles, ncols=len(images), path=path)
 
 
-def plot_curves(history, path=None):
-    """Loss, accuracy and learning rate per epoch."""
+def plot_curves(history, path=None, bar=None):
+    """Loss, accuracy, a zoom on the accuracy of the last epochs, and learning rate per epoch; `bar` (a fraction,
+    e.g. the model's target 0.994) is drawn as a dashed line on both accuracy panels."""
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(14, 3.5))
+    fig, ((ax_loss, ax_acc), (ax_lr, ax_zoom)) = plt.subplots(2, 2, figsize=(12, 7), layout="constrained")
+    last = epochs[-max(3, len(epochs) // 2) :]  # the zoom: the second half of training, at least 3 epochs
+    zoomed = []
     for split in ("train", eval_split(history)):
+        acc = [100 * h[f"{split}_acc"] for h in history]
         ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], marker="o", label=split)
-        ax_acc.plot(epochs, [100 * h[f"{split}_acc"] for h in history], marker="o", label=split)
+        ax_acc.plot(epochs, acc, marker="o", label=split)
+        ax_zoom.plot(last, acc[-len(last) :], marker="o", label=split)
+        zoomed += acc[-len(last) :]
     ax_lr.plot(epochs, [h["lr"] for h in history], marker="o")
-    for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy (%)"), (ax_lr, "learning rate (epoch start)")):
+    if bar is not None:
+        for ax in (ax_acc, ax_zoom):
+            ax.axhline(100 * bar, color="black", linestyle="--", linewidth=1, label=f"target {100 * bar:.2f}%")
+        zoomed.append(100 * bar)
+    ax_zoom.set_ylim(min(zoomed) - 0.1, max(zoomed) + 0.1)
+    for ax, name in (
+        (ax_loss, "loss"),
+        (ax_acc, "accuracy (%)"),
+        (ax_lr, "learning rate (epoch start)"),
+        (ax_zoom, f"accuracy (%), last {len(last)} epochs"),
+    ):
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.grid(alpha=0.3)
-    ax_loss.legend()
-    ax_acc.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in (ax_loss, ax_acc, ax_zoom):
+        ax.legend()
     return _save(fig, path)
 
 
@@ -91,11 +109,16 @@ def plot_confusion(logits, labels, path=None, classes=DIGITS):
 
 def plot_sweep(rows, path=None):
     """A sweep's runs: accuracy per epoch (one line per run) and each run's final accuracy (test or validation)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw=dict(width_ratios=[3, 2]),
-                                      layout="constrained")
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 4), gridspec_kw=dict(width_ratios=[3, 2]), layout="constrained"
+    )
     for r in rows:
-        left.plot([h["epoch"] for h in r["history"]], [100 * h[f"{r['scored_on']}_acc"] for h in r["history"]],
-                  marker=".", label=r["run"])
+        left.plot(
+            [h["epoch"] for h in r["history"]],
+            [100 * h[f"{r['scored_on']}_acc"] for h in r["history"]],
+            marker=".",
+            label=r["run"],
+        )
     left.set(xlabel="epoch", ylabel="accuracy (%)", title="test (or validation) accuracy per epoch")
     left.legend(fontsize=7)
     names = [r["run"] for r in rows]

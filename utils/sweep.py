@@ -1,7 +1,10 @@
-"""Papermill sweeps: 03_training.ipynb once per combination of a parameter grid, then one summary.
+"""Papermill sweeps on Dask: 03_training.ipynb once per combination of a parameter grid, then one summary.
 
     python -m utils.sweep sweeps/example.yaml [--jobs 2] [--out runs/sweep-<timestamp>]
     python -m utils.sweep --recipe s7 --seeds 10 [--validation]   # a model's recipe on seeds 1..10
+    python -m utils.sweep --recipe all --seeds 1                    # every model's recipe once (make models)
+    python -m utils.sweep ... --resume runs/sweep-<timestamp>      # continue an interrupted sweep
+    python -m utils.sweep ... --scheduler tcp://HOST:8786          # on a Dask cluster (sweeps/README.md)
 
 
 The grid file (YAML or JSON) maps notebook parameters to a value (shared by every run) or a list of values
@@ -10,27 +13,34 @@ that fails is recorded with its error and the others go on. Then summary.csv, su
 a `--recipe` run also writes seeds.md and seeds.png: the model's target measure per seed against its bar.
 """
 
-import argparse
 import contextlib
 import csv
 import io
 import itertools
 import json
+import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from unittest import mock
 
-import papermill as pm
+import nbformat
 import yaml
+from dask.distributed import Client, KilledWorker, LocalCluster, as_completed
 
-from .data import RAW_MD5, REPO_ROOT, DataError, prepare_data
+from .config import PARAMETERS, ArgumentParser, runs_dir
+from .datafiles import RAW_MD5, DataError, prepare_data
+from .execute import NOTEBOOK_DIR, execute
 from .files import atomic_write
-from .models import MODELS, list_models
+from .models import MODELS, list_models, recipe
 from .plots import plot_seeds, plot_sweep
 
-NOTEBOOK = REPO_ROOT / "notebooks" / "03_training.ipynb"
+
+class SweepError(ValueError):
+    """A sweep cannot go on as asked (e.g. --resume with another grid)."""
+
+
+NOTEBOOK = NOTEBOOK_DIR / "03_training.ipynb"
 COLUMNS = ["run", "status", "scored_on", "best_acc", "final_acc", "seconds", "error"]
 
 
@@ -44,37 +54,142 @@ def run_name(params: dict, swept: list[str]) -> str:
     return "-".join(f"{k}={params[k]}" for k in swept) or "run"
 
 
-def run_one(folder: Path, params: dict) -> dict:
-    """Execute the notebook with `params` into `folder`; returns one summary row, failed or not."""
+def run_one(folder: Path, params: dict, resume: bool = False, threads: int | None = None) -> dict:
+    """Execute the notebook with `params` into `folder` (with `resume`, keep a run that succeeded there before);
+    returns one summary row, failed or not. Runs in a Dask worker; `threads`: OMP_NUM_THREADS of its kernel
+    (None: the worker's own setting)."""
+    notebook = folder / NOTEBOOK.name
+    if resume and succeeded(notebook):
+        return with_metrics(dict(run=folder.name, **params, status="ok", error="", kept=True), folder)
     folder.mkdir(parents=True, exist_ok=True)
-    row = dict(run=folder.name, status="ok", error="", **params)
+    for stale in ("metrics.json", NOTEBOOK.name, f"{NOTEBOOK.stem}.html"):  # an earlier attempt's files
+        (folder / stale).unlink(missing_ok=True)
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # read by the kernel papermill starts
+    error = ""
     try:
-        pm.execute_notebook(NOTEBOOK, folder / NOTEBOOK.name, parameters={**params, "output_dir": str(folder)},
-                            progress_bar=False, cwd=str(NOTEBOOK.parent), log_output=False)
-    except Exception as err:  # a failed run is a result: record it and let the others go on
-        evalue = getattr(err, "evalue", None) or str(err)
-        row.update(status="failed", error=f"{getattr(err, 'ename', type(err).__name__)}: {evalue}".splitlines()[0])
-    metrics_file = folder / "metrics.json"  # also there when only the final target check failed
+        execute(NOTEBOOK.stem, notebook, {**params, "output_dir": str(folder)})
+    except Exception as err:  # a failed run is a result: recorded, and the others go on
+        error = first_line(err)
+    return with_metrics(dict(run=folder.name, **params, status="failed" if error else "ok", error=error), folder)
+
+
+def first_line(err: BaseException) -> str:
+    return f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', None) or err}".splitlines()[0]
+
+
+def read_notebook(path: Path):
+    """An executed notebook, or None where there is none or it is unreadable (a run killed while writing it)."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return None
+
+
+def succeeded(notebook: Path) -> bool:
+    """Whether `notebook` is a complete, successful execution (a run killed midway leaves cells pending or
+    running; a failed one, a failed cell)."""
+    nb = read_notebook(notebook)
+    return nb is not None and all(
+        cell.metadata.get("papermill", {}).get("status") == "completed" for cell in nb.cells if cell.cell_type == "code"
+    )
+
+
+def check_resumable(folder: Path, params: dict) -> None:
+    """A run folder being resumed must hold a run of the same parameters (or none yet)."""
+    nb = read_notebook(folder / NOTEBOOK.name)
+    recorded = {} if nb is None else nb.metadata.get("papermill", {}).get("parameters", {})
+    recorded = {k: v for k, v in recorded.items() if k != "output_dir"}
+    if recorded and recorded != params:
+        raise SweepError(
+            f"{folder} was run with other parameters ({recorded}); resume a sweep with the grid "
+            "it was started with, or start a new one without --resume"
+        )
+
+
+def with_metrics(row: dict, folder: Path) -> dict:
+    """Add the run's results from its metrics.json (also there when only the final target check failed)."""
+    metrics_file = folder / "metrics.json"
     if metrics_file.exists():
         metrics = json.loads(metrics_file.read_text())
         split = "val" if "best_val_acc" in metrics else "test"
-        row.update(scored_on=split, best_acc=metrics[f"best_{split}_acc"], final_acc=metrics[f"final_{split}_acc"],
-                   seconds=metrics["seconds"], history=metrics["history"])
-    print(f"{row['run']}: {row['status']} {row['error']}".rstrip(), flush=True)
+        row.update(
+            scored_on=split,
+            best_acc=metrics[f"best_{split}_acc"],
+            final_acc=metrics[f"final_{split}_acc"],
+            seconds=metrics["seconds"],
+            history=metrics["history"],
+        )
     return row
 
 
-def run_sweep(grid: dict, out: Path, jobs: int = 1) -> list[dict]:
-    """All runs of `grid` under `out`, `jobs` at a time (each kernel gets cores / jobs threads)."""
+@contextlib.contextmanager
+def dask_client(jobs: int, scheduler: str | None):
+    """A client of the Dask cluster at `scheduler`, or of a LocalCluster of `jobs` worker processes on this machine
+    (loopback only, no dashboard)."""
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=10)
+        except OSError as err:
+            raise SweepError(
+                f"no Dask scheduler answers at {scheduler} ({first_line(err)}); start one with "
+                "`dask scheduler` and workers with `dask worker ADDRESS`, or leave out --scheduler"
+            ) from err
+        with client:
+            yield client
+        return
+    with (
+        mock.patch.dict(os.environ),  # the nannies set OMP_NUM_THREADS=1 here for their workers: restored after
+        LocalCluster(
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def run_sweep(
+    grid: dict, out: Path, jobs: int = 1, resume: bool = False, scheduler: str | None = None, threads: int | None = None
+) -> list[dict]:
+    """All runs of `grid` under `out` as Dask tasks: on a LocalCluster of `jobs` workers, or on the cluster at
+    `scheduler`. Each run's kernel gets `threads` threads (default: cores / jobs here; on a cluster, the
+    workers' OMP_NUM_THREADS). A run whose worker dies is retried on another worker (Dask's allowed-failures,
+    3 by default), then recorded as failed. With `resume`, runs that succeeded in `out` before are kept."""
+    out = Path(out).resolve()  # the kernels run in notebooks/: a relative output_dir would land there
     runs = expand_grid(grid)
-    swept = [k for k, v in grid.items() if isinstance(v, list) and len(v) > 1]
+    swept = [k for k, v in grid.items() if isinstance(v, list)]
     for dataset, data_dir in {(r.get("dataset", "mnist"), r.get("data_dir")) for r in runs}:
         if dataset in RAW_MD5:  # fetched once here, not by parallel runs at the same time
             with contextlib.suppress(DataError):  # a data problem shows in the runs' own errors
                 prepare_data(data_dir, dataset)
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))  # read by each new kernel; restored afterwards
-    with mock.patch.dict(os.environ, OMP_NUM_THREADS=threads), ThreadPoolExecutor(max_workers=jobs) as pool:
-        rows = list(pool.map(lambda p: run_one(out / run_name(p, swept), p), runs))
+    if threads is None and not scheduler:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    folders = [out / run_name(p, swept) for p in runs]
+    if resume:
+        for folder, params in zip(folders, runs, strict=True):
+            check_resumable(folder, params)
+    rows = {}
+    with dask_client(jobs, scheduler) as client:
+        futures = {
+            client.submit(run_one, f, p, resume, threads, key=f"run-{f}", pure=False): (f, p)
+            for f, p in zip(folders, runs, strict=True)
+        }
+        for future in as_completed(futures):
+            folder, params = futures[future]
+            try:
+                row = future.result()
+            except KilledWorker:  # on every try: recorded, and the others go on
+                error = "KilledWorker: the process running it died (killed, or out of memory); rerun it with --resume"
+                row = with_metrics(dict(run=folder.name, **params, status="failed", error=error), folder)
+            kept = "(kept from before)" if row.pop("kept", False) else ""
+            print(" ".join(filter(None, [f"{row['run']}: {row['status']}", row["error"], kept])), flush=True)
+            rows[folder] = row
+    rows = [rows[f] for f in folders]
     write_summary(rows, out, swept)
     return rows
 
@@ -83,8 +198,9 @@ def write_summary(rows: list[dict], out: Path, swept: list[str]) -> None:
     """summary.csv (every parameter), summary.md (swept parameters) and summary.png, all in `out`."""
     params = [k for k in rows[0] if k not in COLUMNS and k != "history"]
     table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=["run", "status", *params, *COLUMNS[2:]], extrasaction="ignore",
-                            restval="")
+    writer = csv.DictWriter(
+        table, fieldnames=["run", "status", *params, *COLUMNS[2:]], extrasaction="ignore", restval=""
+    )
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(out / "summary.csv", lambda p: p.write_text(table.getvalue()))
@@ -93,11 +209,16 @@ def write_summary(rows: list[dict], out: Path, swept: list[str]) -> None:
 
 
 def markdown_table(rows: list[dict], swept: list[str]) -> str:
-    lines = [f"| run | {' | '.join(swept)} | status | scored on | best acc | final acc | seconds |",
-             "|---|" + "---|" * len(swept) + "---|---|---:|---:|---:|"]
+    lines = [
+        f"| run | {' | '.join(swept)} | status | scored on | best acc | final acc | seconds |",
+        "|---|" + "---|" * len(swept) + "---|---|---:|---:|---:|",
+    ]
     for r in rows:
-        results = (f"{r['scored_on']} | {r['best_acc']:.2%} | {r['final_acc']:.2%} | {r['seconds']:.0f}"
-                   if "history" in r else "– | – | – | –")
+        results = (
+            f"{r['scored_on']} | {r['best_acc']:.2%} | {r['final_acc']:.2%} | {r['seconds']:.0f}"
+            if "history" in r
+            else "– | – | – | –"
+        )
         status = f"{r['status']} ({r['error']})" if r["error"] else r["status"]
         lines.append(f"| {r['run']} | {' | '.join(str(r[k]) for k in swept)} | {status} | {results} |")
     return "\n".join(lines) + "\n"
@@ -109,9 +230,12 @@ def seeds_report(rows: list[dict], model: str, out: Path) -> str:
     target = MODELS[model].target
     done = [r for r in rows if "history" in r]
     split = done[0]["scored_on"] if done else "test"
-    lines = [f"{model}: {target.text}; scored on the {'validation split' if split == 'val' else 'test set'}", "",
-             f"| seed | {split} accuracy per epoch (%) | {target.measure.__doc__} (%) | target |",
-             "|---:|---|---:|---|"]
+    lines = [
+        f"{model}: {target.text}; scored on the {'validation split' if split == 'val' else 'test set'}",
+        "",
+        f"| seed | {split} accuracy per epoch (%) | {target.measure.__doc__} (%) | target |",
+        "|---:|---|---:|---|",
+    ]
     for r in rows:
         if "history" not in r:
             lines.append(f"| {r['seed']} | {r['error']} | – | **failed** |")
@@ -124,53 +248,102 @@ def seeds_report(rows: list[dict], model: str, out: Path) -> str:
     if values:
         mean = sum(values) / len(values)
         std = (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
-        lines += ["", f"{passed}/{len(rows)} seeds meet the target; {target.measure.__doc__}: mean {mean:.2f} ± "
-                      f"{std:.2f} (std), worst {min(values):.2f}, bar {100 * target.bar:.2f}"]
+        lines += [
+            "",
+            f"{passed}/{len(rows)} seeds meet the target; {target.measure.__doc__}: mean {mean:.2f} ± "
+            f"{std:.2f} (std), worst {min(values):.2f}, bar {100 * target.bar:.2f}",
+        ]
     text = "\n".join(lines) + "\n"
     atomic_write(out / "seeds.md", lambda p: p.write_text(text))
-    plot_seeds([r["seed"] for r in done], values, 100 * target.bar, out / "seeds.png",
-               f"{model} on the {'validation split' if split == 'val' else 'test set'}: {target.measure.__doc__}")
+    plot_seeds(
+        [r["seed"] for r in done],
+        values,
+        100 * target.bar,
+        out / "seeds.png",
+        f"{model} on the {'validation split' if split == 'val' else 'test set'}: {target.measure.__doc__}",
+    )
     return text
 
 
 def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m utils.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("grid", type=Path, nargs="?", help="YAML or JSON file: parameter -> value or list of values")
-    parser.add_argument("--recipe", choices=list_models(), help="instead of a grid: this model's registered recipe")
+    parser.add_argument(
+        "--recipe",
+        nargs="+",
+        choices=[*list_models(), "all"],
+        metavar="MODEL",
+        help=f"instead of a grid: these models' registered recipes ({', '.join(list_models())} or all)",
+    )
     parser.add_argument("--seeds", type=int, default=10, help="with --recipe: seeds 1..N (default 10)")
     parser.add_argument("--validation", action="store_true", help="with --recipe: score on the validation split")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at the same time on this machine (default 1)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask cluster (tcp://HOST:8786) instead")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads per run (default: cores / jobs; on a cluster, the "
+        "workers' OMP_NUM_THREADS); numbers repeat exactly only at the same thread count",
+    )
     parser.add_argument("--out", type=Path, default=None, help="default: runs/sweep-<timestamp>/")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue the sweep in DIR: keep its successful runs, run the rest (same grid)",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: expected an integer >= 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads {args.threads}: expected an integer >= 1")
     if (args.grid is None) == (args.recipe is None):
         parser.error("give a grid file or --recipe MODEL (not both)")
     if args.seeds < 1:
         parser.error(f"--seeds {args.seeds}: expected an integer >= 1")
     if args.recipe:
-        grid = {"model": args.recipe, **MODELS[args.recipe].recipe, "validation": args.validation,
-                "seed": list(range(1, args.seeds + 1))}
+        models = list_models() if "all" in args.recipe else list(dict.fromkeys(args.recipe))
+        grids = {
+            m: {**recipe(m), "validation": args.validation, "seed": list(range(1, args.seeds + 1))} for m in models
+        }
+        grid = next(iter(grids.values()))  # every recipe sets the same parameters: checked below with the first
     else:
         try:
             grid = yaml.safe_load(args.grid.read_text())
         except (OSError, yaml.YAMLError) as err:
-            parser.error(f"{args.grid}: cannot be read as YAML or JSON ({str(err).splitlines()[0]}); "
-                         "fix the file or give another one")
+            parser.error(
+                f"{args.grid}: cannot be read as YAML or JSON ({str(err).splitlines()[0]}); "
+                "fix the file or give another one"
+            )
     if not isinstance(grid, dict) or not grid:
         parser.error(f"{args.grid}: expected a mapping of notebook parameters to values or lists of values")
-    parameters = pm.inspect_notebook(NOTEBOOK)
-    unknown = sorted((set(grid) - set(parameters)) | ({"output_dir"} & set(grid)))
+    unknown = sorted((set(grid) - set(PARAMETERS)) | ({"output_dir"} & set(grid)))
     if unknown:
-        parser.error(f"{args.grid}: {', '.join(unknown)} not a parameter of {NOTEBOOK.name} "
-                     f"(output_dir is set per run); parameters: {', '.join(parameters)}")
-    name = f"seeds-{args.recipe}{'-val' if args.validation else ''}" if args.recipe else "sweep"
-    out = args.out or REPO_ROOT / "runs" / time.strftime(f"{name}-%Y%m%d-%H%M%S")
-    rows = run_sweep(grid, out, args.jobs)
-    print((out / "summary.md").read_text() + f"\nsummary.csv, summary.md, summary.png in {out}")
-    if args.recipe:
-        print("\n" + seeds_report(rows, args.recipe, out) + f"seeds.md, seeds.png in {out}")
-    return rows
+        parser.error(
+            f"{args.grid}: {', '.join(unknown)} not a parameter of {NOTEBOOK.name} "
+            f"(output_dir is set per run); parameters: {', '.join(PARAMETERS)}"
+        )
+    if args.resume and not args.resume.is_dir():
+        parser.error(f"--resume {args.resume}: no such folder; give the folder of the sweep to continue")
+    if args.resume and args.out:
+        parser.error("--resume DIR continues in DIR; leave out --out")
+    name = ("sweep" if not args.recipe else "models" if len(models) > 1 else f"seeds-{models[0]}") + (
+        "-val" if args.validation else ""
+    )
+    out = args.resume or args.out or runs_dir() / time.strftime(f"{name}-%Y%m%d-%H%M%S")
+    try:
+        if not args.recipe:
+            rows = run_sweep(grid, out, args.jobs, args.resume is not None, args.scheduler, args.threads)
+            print((out / "summary.md").read_text() + f"\nsummary.csv, summary.md, summary.png in {out}")
+            return rows
+        rows = []
+        for model, model_grid in grids.items():
+            folder = out / model if len(grids) > 1 else out
+            rows += run_sweep(model_grid, folder, args.jobs, args.resume is not None, args.scheduler, args.threads)
+            print("\n" + seeds_report(rows[-args.seeds :], model, folder) + f"seeds.md, seeds.png in {folder}")
+        return rows
+    except SweepError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
 
 
 if __name__ == "__main__":

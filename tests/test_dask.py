@@ -1,0 +1,106 @@
+"""Sweeps on a real Dask cluster on loopback: a scheduler and two worker processes started here, a worker killed
+in the middle of a run."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import without_timings
+from distributed import Client
+
+from utils.checkpoints import load_checkpoint
+from utils.sweep import run_sweep
+
+DASK = str(Path(sys.executable).parent / "dask")
+GRID = {"lr": [0.05, 0.1], "subset": 2000, "epochs": 3, "batch_size": 100, "device": "cpu"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def cluster(request, tmp_path):
+    """tcp://127.0.0.1:PORT of a scheduler with two single-threaded worker processes (each under a nanny that
+    restarts it); `request.param`: the scheduler's allowed failures per task (Dask's default is 3)."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(getattr(request, "param", 3))}
+    log = open(tmp_path / "dask.log", "w")  # noqa: SIM115 (closed below)
+    procs = [
+        subprocess.Popen(
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    ]
+    procs.append(
+        subprocess.Popen(
+            [DASK, "worker", address, "--nworkers", "2", "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    )
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
+        log.close()
+
+
+def kill_a_worker_during_training(address, folder):
+    """SIGKILL the worker process running the run in `folder` once its first epoch is checkpointed."""
+    with Client(address, timeout=30) as client:
+        deadline = time.time() + 120
+        while not (folder / "last.pt").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        busy = [w for w, keys in client.processing().items() if any(str(folder) in str(k) for k in keys)]
+        pid = client.run(os.getpid, workers=busy)[busy[0]]
+    os.kill(pid, signal.SIGKILL)
+
+
+def sweep_with_a_kill(address, out):
+    killer = threading.Thread(target=kill_a_worker_during_training, args=(address, out / "lr=0.1"))
+    killer.start()
+    rows = run_sweep(GRID, out, scheduler=address, threads=1)
+    killer.join()
+    return rows
+
+
+def test_two_workers_give_the_sequential_results_and_a_killed_run_is_retried(cluster, tmp_path, mnist_root):
+    start = time.perf_counter()
+    rows = sweep_with_a_kill(cluster, tmp_path / "dask")
+    seconds_dask = time.perf_counter() - start
+    start = time.perf_counter()
+    sequential = run_sweep(GRID, tmp_path / "sequential", jobs=1, threads=1)
+    seconds_sequential = time.perf_counter() - start
+    print(f"two workers (one killed and its run retried): {seconds_dask:.0f} s; --jobs 1: {seconds_sequential:.0f} s")
+    assert [(r["run"], r["status"]) for r in rows] == [("lr=0.05", "ok"), ("lr=0.1", "ok")]
+    assert [without_timings(r["history"]) for r in rows] == [without_timings(r["history"]) for r in sequential]
+    retried = tmp_path / "dask" / "lr=0.1"
+    assert not list(retried.glob(".*.tmp"))  # no half-written file left by the killed attempt
+    checkpoint = next(p for p in retried.glob("s7_acc*.pt"))
+    assert load_checkpoint(checkpoint, model_name="s7")[1]["history"] == rows[1]["history"]
+
+
+@pytest.mark.parametrize("cluster", [0], indirect=True)
+def test_a_run_whose_worker_dies_is_recorded_as_failed_and_the_others_finish(cluster, tmp_path, mnist_root):
+    rows = sweep_with_a_kill(cluster, tmp_path)
+    assert rows[0]["status"] == "ok"
+    assert rows[1]["status"] == "failed" and rows[1]["error"] == (
+        "KilledWorker: the process running it died (killed, or out of memory); rerun it with --resume"
+    )
+    assert "| lr=0.1 | 0.1 | failed (KilledWorker: " in (tmp_path / "summary.md").read_text()
