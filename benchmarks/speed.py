@@ -41,6 +41,7 @@ from utils.models import MODELS, Normalize, count_params, get_model, recipe
 
 TARGET, SEED, QUICK_BATCHES = 0.994, 1, 200
 RESULTS = Path(__file__).resolve().parent / "results"
+REFERENCE_WARMUP = 0.2  # the engine always runs OneCycle: the reference net through it warms up over 20% of its steps
 
 
 def reset_peak_memory(device) -> None:
@@ -138,15 +139,9 @@ def run_engine(root, device, build, optimizer, batch_size, augment, epochs, n_tr
     model = build().to(device)
     opt = optimizer(model)
     setup = time.perf_counter() - start
-    registered = recipe(model_name) if model_name in MODELS else {}
-    history = fit(
-        model,
-        opt,
-        train,
-        test,
-        epochs,
-        **{k: registered[k] for k in ("warmup", "label_smoothing", "ema") if k in registered},
-    )
+    registered = recipe(model_name) if model_name in MODELS else {"warmup": REFERENCE_WARMUP}
+    options = {k: registered[k] for k in ("label_smoothing", "ema") if k in registered}
+    history = fit(model, opt, train, test, epochs, registered["warmup"], **options)
     row = summarize(pipeline, model_name, len(train.labels), batch_size, setup, history, device)
     return {**row, "params": count_params(model)}
 

@@ -80,8 +80,8 @@ def test_augment_keeps_shape_and_range_and_changes_pixels(mnist_root):
 def test_augment_is_seeded_and_different_per_image():
     batch = torch.zeros(2, 1, 28, 28)
     batch[:, :, 10:18, 12:16] = 1.0  # the same bar in both images
-    a = Augment()(batch, torch.Generator().manual_seed(3))
-    b = Augment()(batch, torch.Generator().manual_seed(3))
+    a = Augment(10.0, 0.1)(batch, torch.Generator().manual_seed(3))
+    b = Augment(10.0, 0.1)(batch, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
     assert not torch.equal(a[0], a[1])
 

@@ -19,11 +19,11 @@ GOOD = dict(model="s7", epochs=2, batch_size=64, lr=0.05, optimizer="sgd", seed=
 
 def small_run(mnist_root, seed=1, subset=2000, epochs=2, name="s7", validation=False, **fit_options):
     seed_everything(seed)
-    train, test = make_loaders(mnist_root, 64, "cpu", Augment(), seed, subset, validation=validation)
+    train, test = make_loaders(mnist_root, 64, "cpu", Augment(10.0, 0.1), seed, subset, validation=validation)
     test.images, test.labels = test.images[:1000], test.labels[:1000]
     model = get_model(name)
     opt = make_optimizer(model, "sgd", 0.05)
-    return model, opt, fit(model, opt, train, test, epochs, **fit_options)
+    return model, opt, fit(model, opt, train, test, epochs, 0.2, **fit_options)
 
 
 def test_same_seed_same_history(mnist_root):
@@ -122,7 +122,7 @@ def test_checkpoint_of_another_model_is_refused_by_name(mnist_root, tmp_path):
 def test_checkpoint_with_other_shapes_is_one_clear_error(tmp_path):
     model = get_model("s5")  # weights of s5 filed under the name s7
     history = [dict(epoch=1, train_loss=1.0, test_loss=1.0, test_acc=0.5)]
-    path = save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model), history)
+    path = save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model, "sgd", 0.05), history)
     with pytest.raises(CheckpointError, match=r"does not fit model 's7' \(.*size mismatch.*\); it was saved from"):
         load_checkpoint(path)
 
@@ -133,7 +133,9 @@ def test_damaged_checkpoint_is_one_clear_error(tmp_path, content):
     if content is None:  # a real checkpoint cut in half, as a full disk would leave it without atomic writes
         model = get_model("s7")
         history = [dict(epoch=1, train_loss=1.0, test_loss=1.0, test_acc=0.5)]
-        data = save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model), history, name="full.pt").read_bytes()
+        data = save_checkpoint(
+            tmp_path, dict(GOOD), model, make_optimizer(model, "sgd", 0.05), history, name="full.pt"
+        ).read_bytes()
         content = data[: len(data) // 2]
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=r"checkpoint .*s7.pt cannot be read \(.*\); it is damaged"):
@@ -151,14 +153,14 @@ def test_nan_loss_stops_with_a_clear_message(mnist_root):
     train.images = train.images.float().fill_(float("nan"))  # every batch gives a NaN loss
     model = get_model("s7")
     with pytest.raises(TrainingDiverged, match=r"epoch 1/1: loss became nan at batch 1; lower the learning rate"):
-        fit(model, make_optimizer(model), train, test, epochs=1)
+        fit(model, make_optimizer(model, "sgd", 0.05), train, test, epochs=1, warmup=0.2)
 
 
 def test_no_checkpoint_from_a_diverged_model(tmp_path):
     model = get_model("s7")
     history = [dict(epoch=1, train_loss=float("nan"), test_loss=float("nan"), test_acc=0.1)]
     with pytest.raises(CheckpointError, match="refusing to save a checkpoint of a diverged model"):
-        save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model), history)
+        save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model, "sgd", 0.05), history)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -56,6 +56,7 @@ class TrainParams:
     batch_size: int = 128
     lr: float = 0.1
     optimizer: str = "sgd"
+    weight_decay: float = 0.0
     warmup: float = 0.2
     grad_clip: float | None = None
     seed: int = 1
@@ -106,6 +107,8 @@ class TrainParams:
             _fail("warmup", self.warmup, "a fraction of the training steps, 0 < warmup < 1")
         if self.grad_clip is not None and not _positive_number(self.grad_clip):
             _fail("grad_clip", self.grad_clip, "None or a finite number > 0 (the largest gradient norm)")
+        if not (_number(self.weight_decay) and self.weight_decay >= 0):
+            _fail("weight_decay", self.weight_decay, "a finite number >= 0 (0 turns it off)")
         if not (_number(self.label_smoothing) and 0 <= self.label_smoothing < 1):
             _fail("label_smoothing", self.label_smoothing, "a fraction, 0 <= label_smoothing < 1 (0 turns it off)")
         if self.ema is not None and not (_number(self.ema) and 0 < self.ema < 1):
@@ -150,6 +153,7 @@ class TrainParams:
             translate=float(self.translate),
             erase=float(self.erase),
             label_smoothing=float(self.label_smoothing),
+            weight_decay=float(self.weight_decay),
             ema=None if self.ema is None else float(self.ema),
         )
         paths = {

@@ -28,8 +28,8 @@ def load_data(root=None, train: bool = True, dataset: str = "mnist", download: b
 class Augment:
     """Random affine (rotation ±deg, translation ±fraction, scale range) and optional random erasing."""
 
-    rotation: float = 10.0
-    translate: float = 0.1
+    rotation: float
+    translate: float
     scale: tuple = (0.98, 1.02)
     erase: float = 0.0  # probability of erasing one rectangle per image
 

@@ -49,7 +49,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model, name: str = "sgd", lr: float = 0.1, weight_decay: float = 0.0):
+def make_optimizer(model, name: str, lr: float, weight_decay: float = 0.0):
     """SGD with Nesterov momentum, or Adam."""
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
@@ -128,7 +128,7 @@ def fit(
     train_loader,
     eval_loader,
     epochs: int,
-    warmup=0.2,
+    warmup: float,
     grad_clip=None,
     label_smoothing=0.0,
     ema=None,
