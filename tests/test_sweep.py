@@ -5,6 +5,7 @@ import os
 import nbformat
 import pytest
 
+from utils import sweep
 from utils.sweep import expand_grid, main, run_sweep, seeds_report
 
 
@@ -127,3 +128,15 @@ def test_resume_keeps_finished_runs_and_reruns_an_interrupted_one(tmp_path, mnis
     with pytest.raises(SystemExit):
         main([str(grid), "--resume", str(out)])
     assert "was run with other parameters" in capsys.readouterr().err
+
+
+def test_several_recipes_each_get_a_folder_and_a_seeds_report(tmp_path, mnist_root, monkeypatch, capsys):
+    """`make models` (--recipe all) on tiny stand-ins for the recipes: one folder and seeds.md per model."""
+    small = dict(subset=500, epochs=1, batch_size=100, device="cpu")
+    monkeypatch.setattr(sweep, "recipe", lambda name: {"model": name, **small})
+    rows = main(["--recipe", "s5", "s7", "--seeds", "1", "--out", str(tmp_path)])
+    assert [(r["model"], r["run"], r["status"]) for r in rows] == [("s5", "seed=1", "ok"), ("s7", "seed=1", "ok")]
+    for model in ("s5", "s7"):
+        assert (tmp_path / model / "seed=1" / "metrics.json").exists()
+        assert (tmp_path / model / "seeds.md").read_text().startswith(f"{model}: ")
+    assert "seeds.md, seeds.png in" in capsys.readouterr().out
