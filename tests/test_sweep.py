@@ -35,11 +35,16 @@ def test_sweep_records_a_failed_run_and_summarizes_all(tmp_path, mnist_root):
         ("lr=-1.0", "failed", "-1.0"),
     ]
     assert float(table[0]["final_acc"]) == metrics["final_test_acc"] and table[1]["final_acc"] == ""
+    last3 = min(h["test_acc"] for h in metrics["history"][-3:])
+    assert float(table[0]["last3_min"]) == last3
     md = (tmp_path / "summary.md").read_text()
-    assert f"| lr=0.05 | 0.05 | ok | test | {metrics['best_test_acc']:.2%} | {metrics['final_test_acc']:.2%} |" in md
+    assert (
+        f"| lr=0.05 | 0.05 | ok | test | {metrics['best_test_acc']:.2%} | {metrics['final_test_acc']:.2%} "
+        f"| {last3:.2%} |"
+    ) in md
     assert (
         "| lr=-1.0 | -1.0 | failed (ParameterError: parameter lr=-1.0 is invalid: expected a finite number > 0) "
-        "| – | – | – | – |" in md
+        "| – | – | – | – | – |" in md
     )
     assert (tmp_path / "summary.png").stat().st_size > 5_000
 
@@ -138,5 +143,7 @@ def test_several_recipes_each_get_a_folder_and_a_seeds_report(tmp_path, mnist_ro
     assert [(r["model"], r["run"], r["status"]) for r in rows] == [("s5", "seed=1", "ok"), ("s7", "seed=1", "ok")]
     for model in ("s5", "s7"):
         assert (tmp_path / model / "seed=1" / "metrics.json").exists()
+        notebook = (tmp_path / model / "seed=1" / "03_training.ipynb").read_text()
+        assert f", {os.cpu_count()} threads, torch" in notebook  # --jobs 1: the kernel gets every core
         assert (tmp_path / model / "seeds.md").read_text().startswith(f"{model}: ")
     assert "seeds.md, seeds.png in" in capsys.readouterr().out

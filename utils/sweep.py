@@ -32,7 +32,7 @@ from .config import PARAMETERS, ArgumentParser, runs_dir
 from .datafiles import RAW_MD5, DataError, prepare_data
 from .execute import NOTEBOOK_DIR, execute
 from .files import atomic_write
-from .models import MODELS, list_models, recipe
+from .models import MODELS, last3_min, list_models, recipe
 from .plots import plot_seeds, plot_sweep
 
 
@@ -41,7 +41,8 @@ class SweepError(ValueError):
 
 
 NOTEBOOK = NOTEBOOK_DIR / "03_training.ipynb"
-COLUMNS = ["run", "status", "scored_on", "best_acc", "final_acc", "seconds", "error"]
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+COLUMNS = ["run", "status", "scored_on", "best_acc", "final_acc", "last3_min", "seconds", "error"]
 
 
 def expand_grid(grid: dict) -> list[dict]:
@@ -65,7 +66,9 @@ def run_one(folder: Path, params: dict, resume: bool = False, threads: int | Non
     for stale in ("metrics.json", NOTEBOOK.name, f"{NOTEBOOK.stem}.html"):  # an earlier attempt's files
         (folder / stale).unlink(missing_ok=True)
     if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)  # read by the kernel papermill starts
+        # read by the kernel papermill starts; torch takes MKL_NUM_THREADS over OMP_NUM_THREADS, and Dask's
+        # nannies set both (and OpenBLAS's) to 1 in their workers
+        os.environ.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
     error = ""
     try:
         execute(NOTEBOOK.stem, notebook, {**params, "output_dir": str(folder)})
@@ -116,6 +119,7 @@ def with_metrics(row: dict, folder: Path) -> dict:
         row.update(
             scored_on=split,
             best_acc=metrics[f"best_{split}_acc"],
+            last3_min=last3_min(metrics["history"]),
             final_acc=metrics[f"final_{split}_acc"],
             seconds=metrics["seconds"],
             history=metrics["history"],
@@ -210,14 +214,14 @@ def write_summary(rows: list[dict], out: Path, swept: list[str]) -> None:
 
 def markdown_table(rows: list[dict], swept: list[str]) -> str:
     lines = [
-        f"| run | {' | '.join(swept)} | status | scored on | best acc | final acc | seconds |",
-        "|---|" + "---|" * len(swept) + "---|---|---:|---:|---:|",
+        f"| run | {' | '.join(swept)} | status | scored on | best acc | final acc | lowest of last 3 | seconds |",
+        "|---|" + "---|" * len(swept) + "---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         results = (
-            f"{r['scored_on']} | {r['best_acc']:.2%} | {r['final_acc']:.2%} | {r['seconds']:.0f}"
+            f"{r['scored_on']} | {r['best_acc']:.2%} | {r['final_acc']:.2%} | {r['last3_min']:.2%} | {r['seconds']:.0f}"
             if "history" in r
-            else "– | – | – | –"
+            else "– | – | – | – | –"
         )
         status = f"{r['status']} ({r['error']})" if r["error"] else r["status"]
         lines.append(f"| {r['run']} | {' | '.join(str(r[k]) for k in swept)} | {status} | {results} |")
