@@ -32,7 +32,7 @@ from .config import PARAMETERS, ArgumentParser, runs_dir
 from .datafiles import RAW_MD5, DataError, prepare_data
 from .execute import NOTEBOOK_DIR, execute
 from .files import atomic_write
-from .models import MODELS, last3_min, list_models, recipe
+from .models import MODELS, eval_split, last3_min, list_models, recipe
 from .plots import plot_seeds, plot_sweep
 
 
@@ -115,7 +115,7 @@ def with_metrics(row: dict, folder: Path) -> dict:
     metrics_file = folder / "metrics.json"
     if metrics_file.exists():
         metrics = json.loads(metrics_file.read_text())
-        split = "val" if "best_val_acc" in metrics else "test"
+        split = eval_split(metrics["history"])
         row.update(
             scored_on=split,
             best_acc=metrics[f"best_{split}_acc"],
