@@ -112,24 +112,34 @@ def test_bad_sweep_command_is_one_line_and_runs_nothing(tmp_path, capsys, argv, 
 def test_resume_keeps_finished_runs_and_reruns_an_interrupted_one(tmp_path, mnist_root, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative paths, as typed
     grid = tmp_path / "grid.yaml"
-    grid.write_text("lr: [0.05, 0.1]\nsubset: 500\nepochs: 1\nbatch_size: 100\ndevice: cpu\n")
+    grid.write_text("lr: [0.01, 0.05, 0.1]\nsubset: 500\nepochs: 1\nbatch_size: 100\ndevice: cpu\n")
     out = tmp_path / "out"
     main(["grid.yaml", "--out", "out"])
     assert (out / "lr=0.05" / "metrics.json").exists()
-    kept, killed = out / "lr=0.05" / "03_training.ipynb", out / "lr=0.1" / "03_training.ipynb"
-    before = kept.stat().st_mtime_ns
+    kept, missed, killed = (out / f"lr={lr}" / "03_training.ipynb" for lr in (0.05, 0.01, 0.1))
+    nb = nbformat.read(missed, as_version=4)  # as a recipe run that missed its target leaves it: a result to keep
+    assert nb.cells[-1].metadata.tags == ["target-check"]
+    nb.cells[-1].metadata.papermill.status = "failed"
+    nb.cells[-1].outputs.append(
+        nbformat.v4.new_output("error", ename="AssertionError", evalue="s7 missed its target: ...", traceback=[])
+    )
+    nbformat.write(nb, missed)
+    before = kept.stat().st_mtime_ns, missed.stat().st_mtime_ns
     nb = nbformat.read(killed, as_version=4)  # as a run killed during its training cell leaves it
     nb.cells[-1].metadata.papermill.status = "running"
     nbformat.write(nb, killed)
     (out / "lr=0.1" / "metrics.json").unlink()
 
     rows = main(["grid.yaml", "--resume", "out"])
-    assert "lr=0.05: ok (kept from before)" in capsys.readouterr().out
-    assert kept.stat().st_mtime_ns == before
-    assert [(r["run"], r["status"]) for r in rows] == [("lr=0.05", "ok"), ("lr=0.1", "ok")]
+    printed = capsys.readouterr().out
+    assert "lr=0.05: ok (kept from before)" in printed
+    assert "lr=0.01: failed AssertionError: s7 missed its target: ... (kept from before)" in printed
+    assert (kept.stat().st_mtime_ns, missed.stat().st_mtime_ns) == before
+    assert [(r["run"], r["status"]) for r in rows] == [("lr=0.01", "failed"), ("lr=0.05", "ok"), ("lr=0.1", "ok")]
+    assert rows[0]["history"] == json.loads((out / "lr=0.01" / "metrics.json").read_text())["history"]
     assert (out / "lr=0.1" / "metrics.json").exists() and (out / "lr=0.1" / "03_training.html").exists()
 
-    grid.write_text("lr: [0.05, 0.1]\nsubset: 600\nepochs: 1\nbatch_size: 100\ndevice: cpu\n")
+    grid.write_text("lr: [0.01, 0.05, 0.1]\nsubset: 600\nepochs: 1\nbatch_size: 100\ndevice: cpu\n")
     with pytest.raises(SystemExit):
         main([str(grid), "--resume", str(out)])
     assert "was run with other parameters" in capsys.readouterr().err

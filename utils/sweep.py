@@ -56,12 +56,13 @@ def run_name(params: dict, swept: list[str]) -> str:
 
 
 def run_one(folder: Path, params: dict, resume: bool = False, threads: int | None = None) -> dict:
-    """Execute the notebook with `params` into `folder` (with `resume`, keep a run that succeeded there before);
+    """Execute the notebook with `params` into `folder` (with `resume`, keep a run that ran to its end there before);
     returns one summary row, failed or not. Runs in a Dask worker; `threads`: OMP_NUM_THREADS of its kernel
     (None: the worker's own setting)."""
     notebook = folder / NOTEBOOK.name
-    if resume and succeeded(notebook):
-        return with_metrics(dict(run=folder.name, **params, status="ok", error="", kept=True), folder)
+    if resume and (earlier := outcome(notebook)) is not None:
+        row = dict(run=folder.name, **params, status="failed" if earlier else "ok", error=earlier, kept=True)
+        return with_metrics(row, folder)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("metrics.json", NOTEBOOK.name, f"{NOTEBOOK.stem}.html"):  # an earlier attempt's files
         (folder / stale).unlink(missing_ok=True)
@@ -89,13 +90,25 @@ def read_notebook(path: Path):
         return None
 
 
-def succeeded(notebook: Path) -> bool:
-    """Whether `notebook` is a complete, successful execution (a run killed midway leaves cells pending or
-    running; a failed one, a failed cell)."""
+def outcome(notebook: Path) -> str | None:
+    """How an executed notebook ended: "" when every cell ran, the error's line when every cell ran but the last
+    one (tagged target-check) found the target missed: both are results to keep. None when there is no notebook,
+    or it was killed midway (cells pending or running) or failed earlier: a run to do again."""
     nb = read_notebook(notebook)
-    return nb is not None and all(
-        cell.metadata.get("papermill", {}).get("status") == "completed" for cell in nb.cells if cell.cell_type == "code"
-    )
+    if nb is None:
+        return None
+    cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    status = [cell.metadata.get("papermill", {}).get("status") for cell in cells]
+    if all(s == "completed" for s in status):
+        return ""
+    last = cells[-1]
+    if (
+        status[-1] == "failed"
+        and all(s == "completed" for s in status[:-1])
+        and "target-check" in last.metadata.get("tags", [])
+    ):
+        return first_line(next(o for o in last.outputs if o.output_type == "error"))
+    return None
 
 
 def check_resumable(folder: Path, params: dict) -> None:
@@ -163,7 +176,8 @@ def run_sweep(
     """All runs of `grid` under `out` as Dask tasks: on a LocalCluster of `jobs` workers, or on the cluster at
     `scheduler`. Each run's kernel gets `threads` threads (default: cores / jobs here; on a cluster, the
     workers' OMP_NUM_THREADS). A run whose worker dies is retried on another worker (Dask's allowed-failures,
-    3 by default), then recorded as failed. With `resume`, runs that succeeded in `out` before are kept."""
+    3 by default), then recorded as failed. With `resume`, runs that ran to their end in `out` before
+    (target met or missed) are kept."""
     out = Path(out).resolve()  # the kernels run in notebooks/: a relative output_dir would land there
     runs = expand_grid(grid)
     swept = [k for k, v in grid.items() if isinstance(v, list)]
