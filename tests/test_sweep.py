@@ -1,11 +1,14 @@
 import csv
 import json
 import os
+from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from utils import sweep
+from utils.config import PARAMETERS, check_params
 from utils.sweep import expand_grid, main, run_sweep, seeds_report
 
 
@@ -17,6 +20,16 @@ def test_grid_expands_lists_and_shares_scalars():
         dict(model="s5", epochs=2, seed=1),
         dict(model="s5", epochs=2, seed=2),
     ]
+
+
+@pytest.mark.parametrize("grid_file", sorted(Path(__file__).parents[1].glob("sweeps/*.yaml")), ids=lambda p: p.name)
+def test_committed_grids_hold_only_valid_runs(grid_file):
+    grid = yaml.safe_load(grid_file.read_text())
+    assert set(grid) <= set(PARAMETERS) - {"output_dir"}
+    runs = expand_grid(grid)
+    assert len(runs) > 1
+    for params in runs:
+        check_params(params)  # raises ParameterError on a bad value or a wrong type
 
 
 def test_sweep_records_a_failed_run_and_summarizes_all(tmp_path, mnist_root):
@@ -87,6 +100,7 @@ def test_seeds_report_counts_passes_and_names_the_worst_seed(tmp_path):
         "1/3 seeds meet the target; lowest accuracy of the last 3 epochs: mean 99.44 ± 0.08 (std), worst 99.38, "
         "bar 99.40" in text
     )
+    assert "accuracy after the last epoch (the model saved): mean 99.55 ± 0.07 (std), worst 99.50" in text
     assert (tmp_path / "seeds.md").read_text() == text and (tmp_path / "seeds.png").stat().st_size > 5_000
     assert "scored on the validation split" in seeds_report([_seed_row(1, [0.995] * 3, "val")], "s7", tmp_path)
 

@@ -138,11 +138,20 @@ def plot_seeds(seeds, values, bar, path=None, title=""):
     fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
     colors = ["tab:green" if v >= bar else "tab:red" for v in values]
     ax.scatter(seeds, values, c=colors, zorder=3)
-    for s, v in zip(seeds, values, strict=True):
-        ax.annotate(f"{v:.2f}", (s, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    for s, v in zip(seeds, values, strict=True):  # the label on the side away from the target line
+        above = v >= bar
+        ax.annotate(
+            f"{v:.2f}",
+            (s, v),
+            textcoords="offset points",
+            xytext=(0, 6 if above else -7),
+            ha="center",
+            va="bottom" if above else "top",
+            fontsize=8,
+        )
     ax.axhline(bar, color="black", linestyle="--", label=f"target {bar:.2f}%")
     ax.set(xlabel="seed", ylabel="accuracy (%)", title=title, xticks=list(seeds))
     ax.set_ylim(min([*values, bar]) - 0.1, max([*values, bar]) + 0.1)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     ax.grid(alpha=0.3)
     return _save(fig, path)

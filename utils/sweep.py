@@ -32,7 +32,7 @@ from .config import PARAMETERS, ArgumentParser, runs_dir
 from .datafiles import RAW_MD5, DataError, prepare_data
 from .execute import NOTEBOOK_DIR, execute
 from .files import atomic_write
-from .models import MODELS, eval_split, last3_min, list_models, recipe
+from .models import MODELS, accuracies, eval_split, last3_min, list_models, recipe
 from .plots import plot_seeds, plot_sweep
 
 
@@ -242,9 +242,15 @@ def markdown_table(rows: list[dict], swept: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def spread(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
+    return f"mean {mean:.2f} ± {std:.2f} (std), worst {min(values):.2f}"
+
+
 def seeds_report(rows: list[dict], model: str, out: Path) -> str:
     """seeds.md and seeds.png: per seed the accuracy per epoch, the target's measure and whether it holds; then
-    seeds passed, mean ± std and worst of the measure. Returns the Markdown."""
+    seeds passed, mean ± std and worst of the measure and of the last epoch's accuracy. Returns the Markdown."""
     target = MODELS[model].target
     done = [r for r in rows if "history" in r]
     split = done[0]["scored_on"] if done else "test"
@@ -264,13 +270,14 @@ def seeds_report(rows: list[dict], model: str, out: Path) -> str:
     values = [100 * target.measure(r["history"]) for r in done]
     passed = sum(target.met(r["history"]) for r in done)
     if values:
-        mean = sum(values) / len(values)
-        std = (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
         lines += [
             "",
-            f"{passed}/{len(rows)} seeds meet the target; {target.measure.__doc__}: mean {mean:.2f} ± "
-            f"{std:.2f} (std), worst {min(values):.2f}, bar {100 * target.bar:.2f}",
+            f"{passed}/{len(rows)} seeds meet the target; {target.measure.__doc__}: {spread(values)}, "
+            f"bar {100 * target.bar:.2f}",
         ]
+    if any(len(r["history"]) > 1 for r in done):  # the weights a run ends with, whatever the target measures
+        final = [100 * accuracies(r["history"])[-1] for r in done]
+        lines += ["", f"accuracy after the last epoch (the model saved): {spread(final)}"]
     text = "\n".join(lines) + "\n"
     atomic_write(out / "seeds.md", lambda p: p.write_text(text))
     plot_seeds(
