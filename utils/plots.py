@@ -136,10 +136,9 @@ def plot_sweep(rows, path=None):
 def plot_seeds(seeds, values, bar, path=None, title=""):
     """One point per seed (a target's measure, in %) against the target's bar."""
     fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
-    colors = ["tab:green" if v >= bar else "tab:red" for v in values]
-    ax.scatter(seeds, values, c=colors, zorder=3)
-    for s, v in zip(seeds, values, strict=True):  # the label on the side away from the target line
-        above = v >= bar
+    met = [v >= bar for v in values]
+    ax.scatter(seeds, values, c=["tab:green" if m else "tab:red" for m in met], zorder=3)
+    for s, v, above in zip(seeds, values, met, strict=True):  # the label on the side away from the target line
         ax.annotate(
             f"{v:.2f}",
             (s, v),

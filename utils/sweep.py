@@ -20,6 +20,7 @@ import itertools
 import json
 import logging
 import os
+import statistics
 import time
 from pathlib import Path
 from unittest import mock
@@ -101,16 +102,13 @@ def outcome(notebook: Path) -> str | None:
     if nb is None:
         return None
     cells = [cell for cell in nb.cells if cell.cell_type == "code"]
-    status = [cell.metadata.get("papermill", {}).get("status") for cell in cells]
-    if all(s == "completed" for s in status):
+    *before, last = [cell.metadata.get("papermill", {}).get("status") for cell in cells]
+    if any(s != "completed" for s in before):
+        return None
+    if last == "completed":
         return ""
-    last = cells[-1]
-    if (
-        status[-1] == "failed"
-        and all(s == "completed" for s in status[:-1])
-        and "target-check" in last.metadata.get("tags", [])
-    ):
-        return first_line(next(o for o in last.outputs if o.output_type == "error"))
+    if last == "failed" and "target-check" in cells[-1].metadata.get("tags", []):
+        return first_line(next(o for o in cells[-1].outputs if o.output_type == "error"))
     return None
 
 
@@ -246,9 +244,8 @@ def markdown_table(rows: list[dict], swept: list[str]) -> str:
 
 
 def spread(values: list[float]) -> str:
-    mean = sum(values) / len(values)
-    std = (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
-    return f"mean {mean:.2f} ± {std:.2f} (std), worst {min(values):.2f}"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"mean {statistics.mean(values):.2f} ± {std:.2f} (std), worst {min(values):.2f}"
 
 
 def seeds_report(rows: list[dict], model: str, out: Path) -> str:
