@@ -141,7 +141,7 @@ def run_engine(root, device, build, optimizer, batch_size, augment, epochs, n_tr
     setup = time.perf_counter() - start
     registered = recipe(model_name) if model_name in MODELS else {"warmup": REFERENCE_WARMUP}
     options = {k: registered[k] for k in ("label_smoothing", "ema") if k in registered}
-    history = fit(model, opt, train, test, epochs, registered["warmup"], **options)
+    history = fit(model, opt, train, test, epochs=epochs, warmup=registered["warmup"], **options)
     row = summarize(pipeline, model_name, len(train.labels), batch_size, setup, history, device)
     return {**row, "params": count_params(model)}
 

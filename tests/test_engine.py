@@ -23,7 +23,7 @@ def small_run(mnist_root, seed=1, subset=2000, epochs=2, name="s7", validation=F
     test.images, test.labels = test.images[:1000], test.labels[:1000]
     model = get_model(name)
     opt = make_optimizer(model, "sgd", 0.05)
-    return model, opt, fit(model, opt, train, test, epochs, 0.2, **fit_options)
+    return model, opt, fit(model, opt, train, test, epochs=epochs, warmup=0.2, **fit_options)
 
 
 def test_same_seed_same_history(mnist_root):

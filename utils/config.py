@@ -66,6 +66,7 @@ class TrainParams:
     erase: float = 0.0
     label_smoothing: float = 0.0
     ema: float | None = 0.999
+    ema_warmup: bool = True
     validation: bool = False
     data_dir: str | None = None
     subset: int | None = None
@@ -113,6 +114,8 @@ class TrainParams:
             _fail("label_smoothing", self.label_smoothing, "a fraction, 0 <= label_smoothing < 1 (0 turns it off)")
         if self.ema is not None and not (_number(self.ema) and 0 < self.ema < 1):
             _fail("ema", self.ema, "None or a decay per step, 0 < ema < 1 (e.g. 0.999)")
+        if not isinstance(self.ema_warmup, bool):
+            _fail("ema_warmup", self.ema_warmup, "True (the average's decay starts low) or False")
         if not _is_int(self.seed):
             _fail("seed", self.seed, "an integer")
         if not (_number(self.rotation) and 0 <= self.rotation <= 180):

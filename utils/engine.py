@@ -59,7 +59,7 @@ def make_optimizer(model, name: str, lr: float, weight_decay: float = 0.0):
 
 
 def train_epoch(
-    model, loader, optimizer, scheduler, scaler, grad_clip=None, desc="train", label_smoothing=0.0, averaged=None
+    model, loader, optimizer, scheduler, scaler, *, grad_clip=None, label_smoothing=0.0, averaged=None, desc="train"
 ):
     """One pass over `loader`; returns (mean loss, accuracy). `averaged` (an AveragedModel) is updated after every
     step. Raises TrainingDiverged on a NaN/inf loss."""
@@ -115,11 +115,27 @@ def evaluate(model, loader):
     return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
 
-def weight_average(model, decay):
-    """An exponential moving average of the weights and the BatchNorm statistics, updated every step."""
-    return torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
-    )
+def warm_ema(decay: float):
+    """An EMA update whose decay warms up: min(decay, (1 + t) / (10 + t)) after t updates (as TensorFlow's and timm's
+    EMA do), so the average forgets the random initial weights within the first epoch instead of over thousands of
+    steps. For torch's AveragedModel (multi_avg_fn); its update count is part of the checkpoint."""
+
+    @torch.no_grad()
+    def update(averaged, current, updates):
+        keep = torch.clamp((1 + updates) / (10 + updates), max=decay)
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, [(1 - keep).to(averaged[0].dtype)] * len(averaged))
+        else:  # BatchNorm's batch counters
+            torch._foreach_copy_(averaged, current)
+
+    return update
+
+
+def weight_average(model, decay, warmup=True):
+    """An exponential moving average of the weights and the BatchNorm statistics, updated every step; with `warmup`,
+    its decay starts low (`warm_ema`)."""
+    update = warm_ema(decay) if warmup else torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
 def fit(
@@ -127,11 +143,13 @@ def fit(
     optimizer,
     train_loader,
     eval_loader,
+    *,
     epochs: int,
     warmup: float,
     grad_clip=None,
     label_smoothing=0.0,
     ema=None,
+    ema_warmup=True,
     checkpoint_dir=None,
     config=None,
     resume=None,
@@ -141,8 +159,9 @@ def fit(
     steps, then anneals; evaluates on `eval_loader` (test or validation split) after each epoch; returns the
     per-epoch history.
 
-    With `ema` (a decay such as 0.999) an exponential moving average of the weights is kept; the averaged weights
-    are the ones evaluated, and `model` holds them when `fit` returns.
+    With `ema` (a decay such as 0.999) an exponential moving average of the weights is kept (its decay warmed up
+    unless `ema_warmup` is False: `warm_ema`); the averaged weights are the ones evaluated, and `model` holds them
+    when `fit` returns.
 
     With `checkpoint_dir` (and the run's `config`), `last.pt` is saved there after every epoch; `resume` (the
     path of such a file) continues that run where it stopped, with the same numbers as an uninterrupted run.
@@ -155,7 +174,7 @@ def fit(
         optimizer, max_lr=max_lr, total_steps=steps, pct_start=max(warmup, 2 / steps)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")  # AMP on CUDA only
-    averaged = None if ema is None else weight_average(model, ema)
+    averaged = None if ema is None else weight_average(model, ema, ema_warmup)
     history = (
         []
         if resume is None
@@ -167,7 +186,15 @@ def fit(
         lr = scheduler.get_last_lr()[0]
         desc = f"epoch {epoch}/{epochs}"
         train_loss, train_acc = train_epoch(
-            model, train_loader, optimizer, scheduler, scaler, grad_clip, desc, label_smoothing, averaged
+            model,
+            train_loader,
+            optimizer,
+            scheduler,
+            scaler,
+            grad_clip=grad_clip,
+            label_smoothing=label_smoothing,
+            averaged=averaged,
+            desc=desc,
         )
         train_seconds = time.perf_counter() - start
         eval_loss, eval_acc = evaluate(model if averaged is None else averaged.module, eval_loader)
