@@ -7,7 +7,7 @@ SEEDS ?= 10
 JOBS ?= 1
 SWEEP ?= sweeps/example.yaml
 
-.PHONY: help run test data fashion-data models seeds sweep tensorboard notebooks bench bench-quick fork lock lint clean
+.PHONY: help run test test-quick kinds data fashion-data models seeds sweep tensorboard notebooks bench bench-quick fork lock lint clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
@@ -37,11 +37,17 @@ test: data fashion-data  ## what CI runs: ruff, unit tests, papermill runs, nbva
 	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout 900 \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks
 
+test-quick: data  ## the tests that execute no notebook and train on no full data set (about 1 min; CI runs make test)
+	$(PY) -m pytest -q -m "not slow" tests
+
 models: data  ## every model's recipe (recipes/<model>.yaml) once -> runs/models-<timestamp>/<model>/seeds.md
 	$(PY) -m utils.sweep --recipe all --seeds 1 --jobs $(JOBS)
 
 seeds: data  ## MODEL's recipe on seeds 1..SEEDS, JOBS at a time (VALIDATION=1: validation split) -> runs/seeds-*/
 	$(PY) -m utils.sweep --recipe $(MODEL) --seeds $(SEEDS) --jobs $(JOBS) $(if $(VALIDATION),--validation)
+
+kinds: data  ## the committed 03 run's recipe with 1 thread and with AVX2 kernels: other machines' numbers (5 min)
+	$(PY) -m utils.kinds
 
 sweep: data  ## 03_training over the grid in SWEEP, JOBS at a time (or SCHEDULER=tcp://HOST:8786) -> runs/sweep-*/
 	$(PY) -m utils.sweep $(SWEEP) --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))

@@ -22,7 +22,7 @@ def checkpoints(tmp_path_factory):
     scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, GOOD["lr"], total_steps=10)
     loader = TensorLoader(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), 2, "cpu")
     history = [dict(epoch=1, train_loss=1.0, test_loss=1.0, test_acc=0.5)]
-    config = check_params(GOOD)
+    config = check_params(GOOD).as_dict()
     save_checkpoint(folder, config, model, opt, history, LAST_CHECKPOINT, scheduler, loader)
     save_checkpoint(folder, config, model, opt, history, "final.pt")
     save_checkpoint(folder, {**config, "epochs": 1}, model, opt, history, "finished.pt", scheduler, loader)
@@ -118,6 +118,5 @@ def test_every_parameter_refuses_a_value_of_the_wrong_type(name):
 
 
 def test_good_parameters_pass_and_resume_writes_next_to_its_checkpoint(checkpoints):
-    assert check_params(GOOD)["output_dir"] is None
-    config = check_params({**GOOD, "resume": str(checkpoints / LAST_CHECKPOINT)})
-    assert config["output_dir"] == str(checkpoints)
+    assert check_params(GOOD).output_dir is None
+    assert check_params({**GOOD, "resume": str(checkpoints / LAST_CHECKPOINT)}).output_dir == str(checkpoints)

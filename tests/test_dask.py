@@ -6,8 +6,8 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,8 @@ from distributed import Client
 
 from utils.checkpoints import load_checkpoint
 from utils.sweep import run_sweep
+
+pytestmark = pytest.mark.slow  # real trainings: make test runs them, make test-quick does not
 
 DASK = str(Path(sys.executable).parent / "dask")
 GRID = {"lr": [0.05, 0.1], "subset": 2000, "epochs": 3, "batch_size": 100, "device": "cpu"}
@@ -61,22 +63,28 @@ def cluster(request, tmp_path):
         log.close()
 
 
-def kill_a_worker_during_training(address, folder):
-    """SIGKILL the worker process running the run in `folder` once its first epoch is checkpointed."""
+def kill_a_worker_during_training(address, folder) -> int:
+    """SIGKILL the worker process running the run in `folder` once its first epoch is checkpointed; its pid."""
     with Client(address, timeout=30) as client:
         deadline = time.time() + 120
-        while not (folder / "last.pt").exists() and time.time() < deadline:
+        while not (folder / "last.pt").exists():
+            assert time.time() < deadline, f"no {folder / 'last.pt'} after 120 s: the run never got to be killed"
             time.sleep(0.2)
         busy = [w for w, keys in client.processing().items() if any(str(folder) in str(k) for k in keys)]
+        assert busy, f"no worker is running {folder.name} after its first epoch: it ended before the kill"
         pid = client.run(os.getpid, workers=busy)[busy[0]]
     os.kill(pid, signal.SIGKILL)
+    return pid
 
 
 def sweep_with_a_kill(address, out):
-    killer = threading.Thread(target=kill_a_worker_during_training, args=(address, out / "lr=0.1"))
-    killer.start()
-    rows = run_sweep(GRID, out, scheduler=address, threads=1)
-    killer.join()
+    """The sweep, while another thread kills the worker running lr=0.1; the killer's failure fails the test."""
+    with ThreadPoolExecutor(1) as pool:
+        killer = pool.submit(kill_a_worker_during_training, address, out / "lr=0.1")
+        rows = run_sweep(GRID, out, scheduler=address, threads=1)
+        pid = killer.result()  # raises here what went wrong in the killer's thread
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the worker is gone: the run really lost its process
     return rows
 
 

@@ -5,7 +5,8 @@ import torch
 
 import utils.datafiles as datafiles
 from utils.data import Augment, TensorLoader, load_data
-from utils.datafiles import RAW_MD5, DataError, md5, prepare_data
+from utils.datafiles import MEAN_STD, RAW_MD5, DataError, prepare_data
+from utils.models import get_model
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # published MNIST class counts
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -18,15 +19,18 @@ def test_split_sizes_and_label_histograms(mnist_root):
         assert torch.bincount(labels, minlength=10).tolist() == counts
 
 
-def test_raw_files_match_the_original_md5s(mnist_root):
-    for name, digest in RAW_MD5["mnist"].items():
-        assert md5(mnist_root / "MNIST" / "raw" / name) == digest
+def test_rebuild_from_package_gives_the_original_files(tmp_path, mnist_root):
+    prepare_data(tmp_path, download=False)  # raises DataError unless the rebuilt files have the published MD5s
+    for name in RAW_MD5["mnist"]:  # and, checked apart from the MD5 list: byte for byte the project's copy
+        assert (tmp_path / "MNIST" / "raw" / name).read_bytes() == (mnist_root / "MNIST" / "raw" / name).read_bytes()
 
 
-def test_rebuild_from_package_gives_the_original_files(tmp_path):
-    prepare_data(tmp_path, download=False)
-    for name, digest in RAW_MD5["mnist"].items():
-        assert md5(tmp_path / "MNIST" / "raw" / name) == digest
+def test_a_file_with_another_md5_is_named(tmp_path, mnist_root):
+    shutil.copytree(mnist_root / "MNIST", tmp_path / "MNIST")
+    assert datafiles.bad_raw_files(tmp_path / "MNIST" / "raw") == []
+    target = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    target.write_bytes(target.read_bytes()[:-1] + b"\1")  # one pixel changed, same size
+    assert datafiles.bad_raw_files(tmp_path / "MNIST" / "raw") == ["train-images-idx3-ubyte"]
 
 
 def test_corrupt_file_is_detected_and_rebuilt(tmp_path, mnist_root):
@@ -35,7 +39,7 @@ def test_corrupt_file_is_detected_and_rebuilt(tmp_path, mnist_root):
     target.write_bytes(target.read_bytes()[:-100])  # truncated
     assert datafiles.bad_raw_files(target.parent) == ["t10k-labels-idx1-ubyte"]
     prepare_data(tmp_path, download=False)
-    assert md5(target) == RAW_MD5["mnist"]["t10k-labels-idx1-ubyte"]
+    assert target.read_bytes() == (mnist_root / "MNIST" / "raw" / target.name).read_bytes()
 
 
 def test_no_source_gives_one_message_with_the_fix(tmp_path, monkeypatch):
@@ -48,23 +52,31 @@ def test_no_source_gives_one_message_with_the_fix(tmp_path, monkeypatch):
 
 
 def test_fashion_mnist_offline_copy_is_verified_and_balanced(tmp_path):
-    prepare_data(tmp_path, "fashion_mnist", download=False)  # from Debian's dataset-fashion-mnist
-    for name, digest in RAW_MD5["fashion_mnist"].items():
-        assert md5(tmp_path / "FashionMNIST" / "raw" / name) == digest
+    prepare_data(tmp_path, "fashion_mnist", download=False)  # from Debian's dataset-fashion-mnist, MD5-checked
     for train, n in [(True, 60_000), (False, 10_000)]:
         images, labels = load_data(tmp_path, train, "fashion_mnist", download=False)
         assert images.shape == (n, 28, 28) and images.dtype == torch.uint8
         assert torch.bincount(labels, minlength=10).tolist() == [n // 10] * 10  # Fashion-MNIST is balanced
     target = tmp_path / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte"
-    target.write_bytes(b"\0" + target.read_bytes()[1:])  # one byte altered
+    original = target.read_bytes()
+    target.write_bytes(b"\0" + original[1:])  # one byte altered
     prepare_data(tmp_path, "fashion_mnist", download=False)
-    assert md5(target) == RAW_MD5["fashion_mnist"]["train-labels-idx1-ubyte"]
+    assert target.read_bytes() == original
 
 
 def test_no_fashion_source_names_the_debian_package(tmp_path, monkeypatch):
     monkeypatch.setattr(datafiles, "DEBIAN_FASHION_DIR", tmp_path / "nowhere")
     with pytest.raises(DataError, match=r"Fix: connect to the internet, or `apt-get install dataset-fashion-mnist`"):
         prepare_data(tmp_path, "fashion_mnist", download=False)
+
+
+@pytest.mark.parametrize("dataset", list(RAW_MD5))
+def test_each_dataset_is_normalised_with_its_own_training_mean_and_std(tmp_path, mnist_root, dataset):
+    root = mnist_root if dataset == "mnist" else prepare_data(tmp_path, dataset, download=False)
+    pixels = load_data(root, True, dataset, download=False)[0].double() / 255
+    assert (pixels.mean().item(), pixels.std().item()) == pytest.approx(MEAN_STD[dataset], abs=5e-5)
+    norm = get_model("s7", dataset)[0]
+    assert (norm.mean.item(), norm.std.item()) == pytest.approx(MEAN_STD[dataset])
 
 
 def test_augment_keeps_shape_and_range_and_changes_pixels(mnist_root):

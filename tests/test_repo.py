@@ -1,5 +1,6 @@
 """Repository hygiene: lint and format, pre-commit, the lock file, the GitHub Actions workflow, the package install."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -80,3 +82,11 @@ def test_utils_is_installed_from_this_checkout():
         check=True,
     ).stdout
     assert Path(out.strip()).parent == ROOT / "utils"
+
+
+def test_actions_data_cache_is_keyed_on_the_file_that_holds_the_md5s():
+    """A changed checksum (a new dataset, a fixed file) must not restore an old data/ cache."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    cache = next(s for s in workflow["jobs"]["test"]["steps"] if s.get("uses", "").startswith("actions/cache"))
+    keyed_on = re.findall(r"hashFiles\('([^']+)'\)", cache["with"]["key"])
+    assert [f for f in keyed_on if "RAW_MD5 = {" in (ROOT / f).read_text()] == keyed_on != []

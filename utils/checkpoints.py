@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 from .files import DiskFullError, atomic_write
 from .models import eval_split, get_model
 
@@ -14,7 +15,7 @@ LAST_CHECKPOINT = "last.pt"  # written after every epoch by `fit(checkpoint_dir=
 FREE_ON_RESUME = ("device", "data_dir", "output_dir", "resume")  # where a run happens; every other parameter must match
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file cannot be used: unreadable, or made for another model."""
 
 

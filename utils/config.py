@@ -1,6 +1,9 @@
 """Checking the training notebook's parameters before any work, and where a run writes its files."""
 
 import argparse
+import ast
+import difflib
+import itertools
 import math
 import os
 import time
@@ -11,6 +14,7 @@ from .checkpoints import resume_problem
 from .data import VALIDATION_IMAGES
 from .datafiles import RAW_MD5, REPO_ROOT, bad_raw_files, raw_dir
 from .engine import resolve_device
+from .errors import ParameterError
 from .models import list_models
 
 TRAIN_IMAGES = 60_000
@@ -22,10 +26,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-class ParameterError(ValueError):
-    """A notebook parameter has a value that cannot work; the message names it and what is accepted."""
 
 
 def _fail(name, value, accepted):
@@ -168,15 +168,58 @@ class TrainParams:
         if self.resume is not None and (problem := resume_problem(self.resume, asdict(self))):
             _fail("resume", self.resume, problem)
 
+    def as_dict(self) -> dict:
+        """Every parameter by name: what metrics.json, checkpoints and TensorBoard record."""
+        return asdict(self)
+
 
 PARAMETERS = [f.name for f in fields(TrainParams)]
+INJECTED_CELL = "# Parameters\n"  # how papermill's injected-parameters cell starts: then one assignment per parameter
+ALIASES = {  # names other frameworks use -> ours, for "did you mean"
+    "learning_rate": "lr",
+    "batch": "batch_size",
+    "bs": "batch_size",
+    "n_epochs": "epochs",
+    "num_epochs": "epochs",
+    "wd": "weight_decay",
+    "smoothing": "label_smoothing",
+    "random_seed": "seed",
+    "out_dir": "output_dir",
+}
 
 
-def check_params(values) -> dict:
-    """The training parameters among `values` (03_training passes its globals(): the parameters cell's values,
-    papermill's included), checked (TrainParams); returned as a dict, `device` resolved. Names not given take
-    TrainParams' defaults; other names in `values` are ignored."""
-    return asdict(TrainParams(**{name: values[name] for name in PARAMETERS if name in values}))
+def passed_names(namespace) -> list[str]:
+    """The names papermill passed to this kernel (-p, -f, -y or its Python API): the assignments of its
+    injected-parameters cell, read from IPython's input history `In`. None without papermill."""
+    for source in reversed(namespace.get("In", [])):
+        if source.startswith(INJECTED_CELL):
+            return [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets]
+    return []
+
+
+def check_names(namespace, notebook: str) -> None:
+    """Refuse, before any work, a parameter papermill passed that the notebook's parameters cell does not declare
+    (its annotated names, `__annotations__`): one line naming it and the closest declared one."""
+    declared = list(namespace.get("__annotations__", {}))
+    unknown = [n for n in passed_names(namespace) if n not in declared and not n.startswith("PAPERMILL_")]
+    if not unknown:
+        return
+    aliases = {a: d for a, d in ALIASES.items() if d in declared}
+    close = {n: difflib.get_close_matches(n.lower(), [*declared, *aliases], n=1, cutoff=0.6) for n in unknown}
+    problems = [
+        f"{n} is not a parameter of {notebook}" + (f" (did you mean {aliases.get(c[0], c[0])}?)" if c else "")
+        for n, c in close.items()
+    ]
+    listing = "" if all(close.values()) else f"; its parameters: {', '.join(declared)}"
+    raise ParameterError("parameter " + "; parameter ".join(problems) + listing)
+
+
+def check_params(namespace, notebook: str = "03_training") -> TrainParams:
+    """The training parameters among `namespace` (03_training passes its globals(): the parameters cell's values,
+    papermill's included), checked: a name papermill passed that is not a parameter (`check_names`) or a bad value
+    raises ParameterError. Names not given take TrainParams' defaults; other names in `namespace` are ignored."""
+    check_names(namespace, notebook)
+    return TrainParams(**{name: namespace[name] for name in PARAMETERS if name in namespace})
 
 
 def _writable(folder) -> bool:
@@ -192,8 +235,20 @@ def runs_dir() -> Path:
     return Path(os.environ.get("RUNS_DIR") or REPO_ROOT / "runs")
 
 
-def make_output_dir(output_dir=None) -> Path:
-    """The run's output folder: `output_dir`, or `runs/<timestamp>/`."""
-    path = Path(output_dir) if output_dir is not None else runs_dir() / time.strftime("%Y%m%d-%H%M%S")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def make_output_dir(output_dir=None, prefix: str = "") -> Path:
+    """The run's output folder: `output_dir` (created if needed; it may hold an earlier run), or else a new folder
+    of its own under runs_dir(), `<prefix><timestamp>`, created exclusively: a run started in the same second
+    gets `-2`, `-3`, ..., so runs started together never write into one folder."""
+    if output_dir is not None:
+        path = Path(output_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    stamp = f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in itertools.count(1):
+        path = runs_dir() / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue

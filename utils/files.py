@@ -6,11 +6,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import UserError
+
 UMASK = os.umask(0o022)  # reading the umask means setting it: set it straight back
 os.umask(UMASK)
 
 
-class DiskFullError(OSError):
+class DiskFullError(UserError, OSError):
     """No space left for a file; the message names the file and the fix."""
 
 

@@ -8,14 +8,17 @@ import torch
 import yaml
 from torch import nn
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+from .datafiles import MEAN_STD
+from .errors import ParameterError
+
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"  # <model>.yaml: papermill -f files
 
 
 class Normalize(nn.Module):
-    """(x - mean) / std with the constants as buffers (saved with the model, never trained)."""
+    """(x - mean) / std with the constants as buffers (saved with the model, never trained); MNIST's by default,
+    `get_model(name, dataset)` sets the dataset's own."""
 
-    def __init__(self, mean=MNIST_MEAN, std=MNIST_STD):
+    def __init__(self, mean=MEAN_STD["mnist"][0], std=MEAN_STD["mnist"][1]):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean))
         self.register_buffer("std", torch.tensor(std))
@@ -160,10 +163,14 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
-def get_model(name: str) -> nn.Module:
+def get_model(name: str, dataset: str = "mnist") -> nn.Module:
+    """A new model, its input normalised with `dataset`'s mean and std (a checkpoint restores them too)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
-    return MODELS[name].build()
+        raise ParameterError(f"parameter model={name!r} is invalid: expected one of {', '.join(list_models())}")
+    model = MODELS[name].build()
+    model[0].mean.fill_(MEAN_STD[dataset][0])
+    model[0].std.fill_(MEAN_STD[dataset][1])
+    return model
 
 
 def recipe_file(name: str) -> Path:

@@ -32,12 +32,12 @@ def _digit_grid(images, titles, ncols, title=None, path=None):
     return _save(fig, path)
 
 
-def plot_augmentations(images, augment, generator, n_versions=3, path=None):
+def plot_augmentations(images, augment, generator, n_versions=3, path=None, title=None):
     """Row 1: original digits (float, [0, 1]); rows below: `n_versions` independent augmentations of them."""
     rows = [images] + [augment(images, generator) for _ in range(n_versions)]
     names = ["original"] + [f"augmented {i + 1}" for i in range(n_versions)]
     titles = [name if col == 0 else "" for name in names for col in range(len(images))]  # label each row once
-    return _digit_grid(torch.cat(rows), titles, ncols=len(images), path=path)
+    return _digit_grid(torch.cat(rows), titles, ncols=len(images), title=title, path=path)
 
 
 def plot_curves(history, path=None, bar=None):

@@ -10,7 +10,8 @@ INPUT_SHAPE = (1, 28, 28)
 
 
 def receptive_field(model: nn.Module, input_shape=INPUT_SHAPE) -> list[dict]:
-    """Per leaf layer, in forward order: output shape, receptive field and jump (input pixels per output step)."""
+    """Per leaf layer, in forward order: output shape, receptive field, jump (input pixels per output step) and
+    multiply-adds for one image (convolutions and linear layers; the rest are cheap by comparison)."""
     rows, hooks = [], []
     rf, jump = 1, 1
 
@@ -22,7 +23,12 @@ def receptive_field(model: nn.Module, input_shape=INPUT_SHAPE) -> list[dict]:
             rf, jump = rf + (k - 1) * d * jump, jump * s
         elif isinstance(module, nn.AdaptiveAvgPool2d):  # global pooling sees the whole input feature map
             rf = rf + (inputs[0].shape[-1] - 1) * jump
-        rows.append(dict(layer=type(module).__name__, output=tuple(output.shape[1:]), rf=rf, jump=jump))
+        macs = 0
+        if isinstance(module, nn.Conv2d):
+            macs = output[0].numel() * module.weight[0].numel()  # each output value: one filter over its window
+        elif isinstance(module, nn.Linear):
+            macs = module.weight.numel()
+        rows.append(dict(layer=type(module).__name__, output=tuple(output.shape[1:]), rf=rf, jump=jump, macs=macs))
 
     for m in model.modules():
         if not list(m.children()):
@@ -40,12 +46,15 @@ def receptive_field(model: nn.Module, input_shape=INPUT_SHAPE) -> list[dict]:
     return rows
 
 
-def summary(model: nn.Module, input_shape=INPUT_SHAPE) -> None:
+def layer_tables(model: nn.Module, input_shape=INPUT_SHAPE) -> None:
     """Print torchsummary's table (run on a CPU/CUDA copy so BatchNorm statistics stay untouched) and the RF table."""
     device = next(model.parameters()).device
     run_on = "cuda" if device.type == "cuda" else "cpu"  # torchsummary knows only these two (its default is cuda)
     probe = copy.deepcopy(model).to(run_on).eval()
     torchsummary.summary(probe, input_shape, device=run_on)
-    print(f"\n{'layer':>21} {'output':>14} {'RF':>4} {'jump':>4}")
-    for i, r in enumerate(receptive_field(model, input_shape)):
-        print(f"{i:>3} {r['layer']:>17} {str(r['output']):>14} {r['rf']:>4} {r['jump']:>4}")
+    rows = receptive_field(model, input_shape)
+    print(f"\n{'layer':>21} {'output':>14} {'RF':>4} {'jump':>4} {'mult-adds':>10}")
+    for i, r in enumerate(rows):
+        macs = f"{r['macs']:,}" if r["macs"] else ""
+        print(f"{i:>3} {r['layer']:>17} {str(r['output']):>14} {r['rf']:>4} {r['jump']:>4} {macs:>10}".rstrip())
+    print(f"{'total':>21} {'':>14} {'':>4} {'':>4} {sum(r['macs'] for r in rows):>10,}")

@@ -1,0 +1,76 @@
+"""Other machine kinds, simulated on this one: the committed 03_training run (s7's recipe, seed 1) trained again
+with 1 thread and with torch's AVX2 kernels (ATEN_CPU_CAPABILITY=avx2), as CI on another machine would train
+it. Floating-point sums then come out in another order, so the numbers differ from the committed ones; the
+target must hold all the same.
+
+    python -m utils.kinds [--out DIR]     # make kinds: about 5 minutes on a 2-core CPU -> runs/kinds-<timestamp>/
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+from unittest import mock
+
+from .config import ArgumentParser, make_output_dir
+from .execute import NOTEBOOK_DIR, execute
+from .files import atomic_write
+from .models import MODELS, accuracies
+
+KINDS = {  # name -> environment of the kernel
+    "1 thread": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    "AVX2 kernels, 2 threads": {"ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"},
+}
+COMMITTED = NOTEBOOK_DIR / "03_training.ipynb"
+
+
+def committed_run(notebook=COMMITTED) -> tuple[str, list[float]]:
+    """The committed notebook's machine kind ("runs on" line) and test accuracy per epoch (its lines per epoch)."""
+    text = "\n".join(
+        "".join(o.get("text", ""))
+        for c in json.loads(Path(notebook).read_text())["cells"]
+        for o in c.get("outputs", [])
+    )
+    kind = re.search(r"^runs on (.+)$", text, re.M).group(1)
+    rows = re.findall(r"^epoch \d+/\d+: .* \| test loss \S+ acc (\S+)% \|", text, re.M)
+    return kind, [float(a) for a in rows]
+
+
+def row(kind: str, accs: list[float], met: bool) -> str:
+    return (
+        f"| {kind} | {' '.join(f'{a:.2f}' for a in accs)} | {min(accs[-3:]):.2f} | {'met' if met else '**missed**'} |"
+    )
+
+
+def main(argv=None) -> str:
+    parser = ArgumentParser(prog="python -m utils.kinds", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="default: runs/kinds-<timestamp>/")
+    args = parser.parse_args(argv)
+    out = make_output_dir(args.out, prefix="kinds-")
+    kind, committed = committed_run()
+    target = MODELS["s7"].target
+    lines = [
+        f"s7's recipe, seed 1, test accuracy per epoch (%); target: {target.text}",
+        "",
+        "| machine kind | test accuracy per epoch (%) | lowest of the last 3 | target |",
+        "|---|---|---:|---|",
+        row(f"committed notebook: {kind}", committed, min(committed[-3:]) >= 100 * target.bar),
+    ]
+    for name, env in KINDS.items():
+        folder = out / re.sub(r"\W+", "-", name).strip("-")
+        print(f"{name}: training -> {folder}", flush=True)
+        with mock.patch.dict(os.environ, env):
+            execute("03_training", folder / "03_training.ipynb", {"output_dir": str(folder)})
+        metrics = json.loads((folder / "metrics.json").read_text())
+        accs = [100 * a for a in accuracies(metrics["history"])]
+        lines.append(row(f"{name}: {metrics['machine']}", accs, target.met(metrics["history"])))
+        same = [round(a, 2) for a in accs] == committed
+        print(lines[-1] + ("  (the committed numbers exactly)" if same else ""), flush=True)
+    text = "\n".join(lines) + "\n"
+    atomic_write(out / "kinds.md", lambda p: p.write_text(text))
+    print(f"\n{text}\nkinds.md in {out}")
+    return text
+
+
+if __name__ == "__main__":
+    main()
