@@ -7,7 +7,7 @@ SEEDS ?= 10
 JOBS ?= 1
 SWEEP ?= sweeps/example.yaml
 
-.PHONY: help run test test-quick kinds data fashion-data models seeds sweep tensorboard notebooks bench bench-quick fork lock lint clean
+.PHONY: help run test test-quick kinds site browser data fashion-data models seeds sweep tensorboard notebooks bench bench-quick fork lock lint clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
@@ -33,12 +33,26 @@ fashion-data: $(VENV)/.installed  ## verified Fashion-MNIST files in data/ (down
 run: data  ## the three notebooks with their defaults -> runs/<timestamp>/ (notebooks, HTML, PNGs, checkpoint, metrics)
 	$(PY) -m utils.execute run
 
-test: data fashion-data  ## what CI runs: ruff, unit tests, papermill runs, nbval over the committed notebooks
+test: data fashion-data browser node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval over the committed notebooks
 	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout 900 \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks
 
 test-quick: data  ## the tests that execute no notebook and train on no full data set (about 1 min; CI runs make test)
 	$(PY) -m pytest -q -m "not slow" tests
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund  # onnxruntime-web for the draw page, as pinned in package-lock.json
+
+site: $(VENV)/.installed node_modules/.package-lock.json  ## the course site from the committed notebooks and pages -> site/ (python -m http.server -d site)
+	$(PY) -m utils.site
+
+BROWSERS := chromium google-chrome google-chrome-stable
+browser:  ## a Chromium for the site's browser test: Debian's package when root, else say what is missing
+	@if ! for b in $(BROWSERS); do command -v $$b; done | grep -q .; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium (the site's browser test)"; \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "no Chromium or Google Chrome: the site's browser test will fail; install one of them"; fi; fi
 
 models: data  ## every model's recipe (recipes/<model>.yaml) once -> runs/models-<timestamp>/<model>/seeds.md
 	$(PY) -m utils.sweep --recipe all --seeds 1 --jobs $(JOBS)

@@ -25,7 +25,7 @@ def git(clone, *args):
 def test_fork_rewrites_badges_and_colab_urls_from_origin_then_from_an_argument(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    for name in FILES:  # this checkout's versions, committed or not
+    for name in [*FILES, "utils/fork.py"]:  # this checkout's versions, committed or not
         (clone / name).write_text((ROOT / name).read_text())
     git(clone, "commit", "-qam", "as in the checkout", "--allow-empty", "--author", "t <t@t>")
     old = sum((clone / name).read_text().count("OWNER/REPO") for name in FILES)
@@ -36,10 +36,9 @@ def test_fork_rewrites_badges_and_colab_urls_from_origin_then_from_an_argument(t
     assert "OWNER/REPO -> alice/mnist-course" in result.stdout
     assert sorted(git(clone, "diff", "--name-only").split()) == sorted(FILES)
     assert sum((clone / name).read_text().count("alice/mnist-course") for name in FILES) == old >= 7
-    assert (
-        "colab.research.google.com/github/alice/mnist-course/blob/main/notebooks/03_training.ipynb"
-        in (clone / "README.md").read_text()
-    )
+    readme = (clone / "README.md").read_text()
+    assert "colab.research.google.com/github/alice/mnist-course/blob/main/notebooks/03_training.ipynb" in readme
+    assert "https://alice.github.io/mnist-course/" in readme and "OWNER" not in readme
     cells = json.loads((clone / "notebooks/03_training.ipynb").read_text())["cells"]
     assert 'REPO_URL = "https://github.com/alice/mnist-course"' in "".join(cells[1]["source"])
 

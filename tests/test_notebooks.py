@@ -13,6 +13,8 @@ import types
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
+import onnxruntime as ort
 import papermill as pm
 import pytest
 import torch
@@ -101,11 +103,13 @@ def test_training_notebook_smoke_run_writes_metrics_and_checkpoint(tmp_path, mni
     for png in ("curves.png", "misclassified.png", "confusion.png"):
         assert (tmp_path / png).stat().st_size > 5_000
     nb = json.loads((tmp_path / "03_training.ipynb").read_text())
-    training = next(c for c in nb["cells"] if "".join(c["source"]).startswith("opt = make_optimizer"))
-    streams = [o for o in training["outputs"] if o["output_type"] == "stream"]
-    assert sorted(o["name"] for o in streams) == ["stderr", "stdout"]  # merged: one output per stream
-    bars = "".join(streams[[o["name"] for o in streams].index("stderr")]["text"]).splitlines()
-    assert [line.split(":")[0] for line in bars] == ["epoch 1/2", "epoch 2/2"]  # the final state of each bar
+    training = next(c for c in nb["cells"] if "history = fit(" in "".join(c["source"]))
+    assert [o["output_type"] + ":" + o["name"] for o in training["outputs"]] == ["stream:stdout"]  # merged, no stderr
+    lines = "".join(training["outputs"][0]["text"]).splitlines()  # the progress bars cleared: a line per epoch
+    assert [line.split(": train loss")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    onnx = ort.InferenceSession(str(tmp_path / "s7.onnx"))  # the same model as ONNX, beside the checkpoint
+    x = torch.rand(5, 1, 28, 28)
+    assert np.abs(onnx.run(["logits"], {"image": x.numpy()})[0] - model.eval()(x).detach().numpy()).max() < 1e-4
     events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()  # read back what TensorBoard shows
     assert [(e.step, e.value) for e in events.Scalars("accuracy/test")] == [
         (h["epoch"], pytest.approx(h["test_acc"])) for h in m["history"]
@@ -118,8 +122,10 @@ def test_training_notebook_smoke_run_writes_metrics_and_checkpoint(tmp_path, mni
     assert start.session_start_info.hparams["lr"].number_value == m["lr"]
     html = (tmp_path / "03_training.html").read_text()
     assert "s7 target:" in html and html.count("<img") >= 3
-    assert {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir() if p.suffix in (".json", ".pt")} == {
+    files = (".json", ".pt", ".onnx")
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir() if p.suffix in files} == {
         "metrics.json": oct(0o666 & ~umask),
+        "s7.onnx": oct(0o666 & ~umask),
         "last.pt": oct(0o666 & ~umask),
         Path(m["checkpoint"]).name: oct(0o666 & ~umask),
     }
@@ -144,7 +150,7 @@ def test_training_notebook_on_the_validation_split_never_reports_test_accuracy(t
     assert m["final_val_acc"] == m["history"][-1]["val_acc"] and "final_test_acc" not in m
     assert all("test_acc" not in h for h in m["history"])
     text = outputs_text(out)
-    assert "val images: 10,000" in text and " val acc " in text and "test loss" not in text
+    assert "val images: 10,000" in text and "| val loss " in text and "test loss" not in text
     assert "NOT met (scored on the validation split instead)" in text
 
 
@@ -290,7 +296,7 @@ def test_seeded_small_run_passes_nbval_twice_and_a_changed_number_fails(tmp_path
     nb = json.loads(notebook.read_text())
     cell = next(c for c in nb["cells"] if "history = fit(" in "".join(c["source"]))
     assert "".join(cell["source"]).startswith("# NBVAL_CHECK_OUTPUT")
-    lines = "".join(o.get("text", "") for o in cell["outputs"])
+    lines = "".join("".join(o.get("text", "")) for o in cell["outputs"])
     assert lines.count("%") == 2 * SMALL["epochs"]  # train and test accuracy of every epoch are checked
     for _ in range(2):
         result = nbval(notebook)
@@ -407,7 +413,7 @@ def test_colab_cell_clones_installs_and_makes_utils_importable_on_colab(recorded
         if cloned
         else [
             ["git", "clone", "--depth", "1", "https://github.com/OWNER/REPO", "/content/repo"],
-            [sys.executable, "-m", "pip", "install", "-q", "torchsummary"],
+            [sys.executable, "-m", "pip", "install", "-q", "torchsummary", "onnx", "onnxscript"],
         ]
     )
     assert recorded == [*setup, ("chdir", "/content/repo/notebooks")]

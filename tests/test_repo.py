@@ -90,3 +90,23 @@ def test_actions_data_cache_is_keyed_on_the_file_that_holds_the_md5s():
     cache = next(s for s in workflow["jobs"]["test"]["steps"] if s.get("uses", "").startswith("actions/cache"))
     keyed_on = re.findall(r"hashFiles\('([^']+)'\)", cache["with"]["key"])
     assert [f for f in keyed_on if "RAW_MD5 = {" in (ROOT / f).read_text()] == keyed_on != []
+
+
+def zizmor(*paths) -> subprocess.CompletedProcess:
+    """zizmor's security audits, offline, all of them (pedantic): exits 0 only when it finds nothing."""
+    return subprocess.run(
+        [tool("zizmor"), "--offline", "--persona", "pedantic", *map(str, paths)], capture_output=True, text=True
+    )
+
+
+def test_workflows_pass_the_security_linter():
+    result = zizmor(*sorted((ROOT / ".github" / "workflows").glob("*.yml")))
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_security_linter_catches_an_unpinned_action_and_default_permissions(tmp_path):
+    workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    unpinned = re.sub(r"actions/checkout@\w+", "actions/checkout@v4", workflow).replace("permissions: {}", "")
+    (tmp_path / "ci.yml").write_text(unpinned)
+    report = zizmor(tmp_path / "ci.yml").stdout
+    assert "unpinned-uses" in report and "excessive-permissions" in report

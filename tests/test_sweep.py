@@ -160,15 +160,16 @@ def test_resume_keeps_finished_runs_and_reruns_an_interrupted_one(tmp_path, mnis
     assert (out / "lr=0.05" / "metrics.json").exists()
     kept, missed, killed = (out / f"lr={lr}" / "03_training.ipynb" for lr in (0.05, 0.01, 0.1))
     nb = nbformat.read(missed, as_version=4)  # as a recipe run that missed its target leaves it: a result to keep
-    assert nb.cells[-1].metadata.tags == ["target-check"]
-    nb.cells[-1].metadata.papermill.status = "failed"
-    nb.cells[-1].outputs.append(
+    check = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert check.metadata.tags == ["target-check"]
+    check.metadata.papermill.status = "failed"
+    check.outputs.append(
         nbformat.v4.new_output("error", ename="AssertionError", evalue="s7 missed its target: ...", traceback=[])
     )
     nbformat.write(nb, missed)
     before = kept.stat().st_mtime_ns, missed.stat().st_mtime_ns
     nb = nbformat.read(killed, as_version=4)  # as a run killed during its training cell leaves it
-    nb.cells[-1].metadata.papermill.status = "running"
+    [c for c in nb.cells if c.cell_type == "code"][-1].metadata.papermill.status = "running"
     nbformat.write(nb, killed)
     (out / "lr=0.1" / "metrics.json").unlink()
 

@@ -5,6 +5,7 @@ python -m utils.execute refresh   # make notebooks: re-execute the committed not
 """
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -12,8 +13,9 @@ from pathlib import Path
 import papermill as pm
 from nbconvert import HTMLExporter
 
-from .config import make_output_dir
+from .config import make_output_dir, runs_dir
 from .datafiles import REPO_ROOT
+from .export import COMMITTED_ONNX
 from .files import atomic_write
 from .models import MODELS, target_met
 
@@ -78,10 +80,16 @@ def run() -> Path:
 
 
 def refresh() -> None:
-    """Re-execute the committed notebooks in place; their files go to runs/<timestamp>/."""
+    """Re-execute the committed notebooks in place; their files go to runs/<timestamp>/, and 03's ONNX model
+    becomes results/03_training.onnx (the model the site's draw page runs)."""
+    before = set(runs_dir().glob("*"))
     for name in NOTEBOOKS:
         print(f"{name}: executing in place", flush=True)
         execute(name, NOTEBOOK_DIR / f"{name}.ipynb")
+    (run,) = [f for f in set(runs_dir().glob("*")) - before if (f / "metrics.json").exists()]
+    model = json.loads((run / "metrics.json").read_text())["model"]
+    shutil.copy(run / f"{model}.onnx", COMMITTED_ONNX)
+    print(f"{COMMITTED_ONNX.relative_to(REPO_ROOT)} <- {run / model}.onnx", flush=True)
 
 
 if __name__ == "__main__":

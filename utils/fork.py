@@ -1,4 +1,4 @@
-"""Point the README's badges and Colab links, and each notebook's Colab clone URL, at a fork.
+"""Point the README's badges, Colab links and site link, and each notebook's Colab clone URL, at a fork.
 
 python -m utils.fork               # the GitHub repository of `git remote get-url origin`
 python -m utils.fork alice/mnist   # or the one named
@@ -33,10 +33,15 @@ def point_at(root: Path, new: str) -> list[Path]:
         sys.exit(f"fork: {new!r} is not owner/name (e.g. alice/mnist-small-cnn)")
     readme = root / "README.md"
     old = BADGE.search(readme.read_text()).group(1)
+    (old_owner, old_name), (new_owner, new_name) = old.split("/"), new.split("/")
     changed = []
     for path in [readme, *sorted((root / "notebooks").glob("*.ipynb"))]:
         text = path.read_text()
-        new_text = text.replace(f"github.com/{old}", f"github.com/{new}").replace(f"/github/{old}/", f"/github/{new}/")
+        new_text = (
+            text.replace(f"github.com/{old}", f"github.com/{new}")
+            .replace(f"/github/{old}/", f"/github/{new}/")
+            .replace(f"{old_owner}.github.io/{old_name}/", f"{new_owner}.github.io/{new_name}/")  # the Pages site
+        )
         if new_text != text:
             path.write_text(new_text)
             changed.append(path)
