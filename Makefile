@@ -33,7 +33,7 @@ fashion-data: $(VENV)/.installed  ## verified Fashion-MNIST files in data/ (down
 run: data  ## the three notebooks with their defaults -> runs/<timestamp>/ (notebooks, HTML, PNGs, checkpoint, metrics)
 	$(PY) -m utils.execute run
 
-test: data fashion-data browser node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval over the committed notebooks
+test: data fashion-data browser node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval, the site in Chromium
 	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout 900 \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks
 
@@ -90,5 +90,5 @@ lint: $(VENV)/.installed  ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-clean:  ## remove runs/ and caches (data/ and .venv/ stay)
-	rm -rf runs .pytest_cache
+clean:  ## remove runs/, site/, screenshots/ and caches (data/, .venv/ and node_modules/ stay)
+	rm -rf runs site screenshots .pytest_cache

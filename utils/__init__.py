@@ -1,1 +1,2 @@
-"""MNIST small-CNN course project: data, models, training engine and plots, called by the notebooks."""
+"""MNIST small-CNN course project: what the notebooks call (data, models, training, plots, checkpoints, export)
+and the commands around them (sweeps, the site, make run)."""

@@ -1,4 +1,5 @@
-"""Checking the training notebook's parameters before any work, and where a run writes its files."""
+"""The training parameters (`TrainParams`: names, types, defaults, checks), the check every notebook makes of
+what papermill passed it, the project's one-line command-line errors, and where a run writes its files."""
 
 import argparse
 import ast
@@ -53,7 +54,7 @@ class TrainParams:
     dataset: str = "mnist"
     model: str = "s7"
     epochs: int = 15
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 0.1
     optimizer: str = "sgd"
     weight_decay: float = 0.0

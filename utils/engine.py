@@ -1,4 +1,5 @@
-"""Training and evaluation: `train_epoch`, `predict`/`evaluate`, `fit` (resumable), checkpoints, metrics."""
+"""Training and evaluation: the device, `train_epoch`, `predict`/`evaluate`, the weight average, `fit` (resumable;
+one printed line per epoch) and what metrics.json records of a run."""
 
 import platform
 import random

@@ -25,11 +25,12 @@ CELL_TIMEOUT = 900  # seconds; the longest cell (15 epochs of s7) takes about 15
 
 
 def execute(name: str, output: Path, parameters: dict | None = None, echo: bool = False) -> Path:
-    """Execute notebooks/<name>.ipynb into `output`. Each cell's stream outputs are merged, so a progress bar
-    keeps its final line per epoch instead of one output per refresh; `echo` copies the kernel's stdout to
-    this terminal as it comes. Outside notebooks/ an HTML rendering is written beside `output`, also when a
-    cell fails (papermill's PapermillExecutionError is raised after it)."""
+    """Execute notebooks/<name>.ipynb into `output` (its folder created if needed). Each cell's stream outputs are
+    merged, so a progress bar leaves only what it ends with instead of one output per refresh; `echo` copies the
+    kernel's stdout to this terminal as it comes. Outside notebooks/ an HTML rendering is written beside `output`,
+    also when a cell fails (papermill's PapermillExecutionError is raised after it)."""
     output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(
             NOTEBOOK_DIR / f"{name}.ipynb",

@@ -1,4 +1,4 @@
-"""Model design tables: the torchsummary layer table and a per-layer receptive-field table."""
+"""Model design tables: torchsummary's layer table, and per layer the receptive field and multiply-adds."""
 
 import copy
 

@@ -52,7 +52,7 @@ def dask_client(jobs: int, scheduler: str | None):
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,  # shutdown races log tracebacks (a last heartbeat to a closed scheduler)
         ) as cluster,
         Client(cluster) as client,
     ):
