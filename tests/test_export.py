@@ -1,6 +1,5 @@
 """The ONNX export against PyTorch, on all 10,000 test digits, run by onnxruntime."""
 
-import json
 import re
 
 import numpy as np
@@ -10,8 +9,8 @@ from test_engine import small_run
 
 from utils.data import make_loaders
 from utils.engine import predict
+from utils.execute import notebook_text
 from utils.export import COMMITTED_ONNX, export_onnx
-from utils.kinds import COMMITTED
 
 
 def onnx_logits(path, images) -> np.ndarray:
@@ -35,9 +34,8 @@ def test_exported_model_predicts_what_pytorch_predicts_on_the_test_set(mnist_roo
 
 def test_committed_onnx_model_scores_the_committed_runs_final_accuracy(mnist_root):
     """results/03_training.onnx comes from the committed 03 run (make notebooks): same accuracy, to the image."""
-    cells = json.loads(COMMITTED.read_text())["cells"]
-    text = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
-    final = float(re.search(r"wrote \w+_acc(\d\.\d{4})\.pt", text).group(1))  # the checkpoint's name: 4 decimals
+    checkpoint = re.search(r"wrote \w+_acc(\d\.\d{4})\.pt", notebook_text("03_training"))  # accuracy, 4 decimals
+    final = float(checkpoint.group(1))
     _, test = make_loaders(mnist_root, 500, "cpu")
     correct = int((torch.from_numpy(onnx_logits(COMMITTED_ONNX, test.images)).argmax(1) == test.labels).sum())
     assert correct == round(final * 10_000)

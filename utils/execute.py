@@ -50,6 +50,12 @@ def execute(name: str, output: Path, parameters: dict | None = None, echo: bool 
     return output
 
 
+def notebook_text(name: str) -> str:
+    """Every text output of the committed notebooks/<name>.ipynb, in order."""
+    cells = json.loads((NOTEBOOK_DIR / f"{name}.ipynb").read_text())["cells"]
+    return "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+
+
 def run() -> Path:
     """The three notebooks with their defaults into one run folder, then a summary of the training."""
     out = make_output_dir()

@@ -13,7 +13,7 @@ from pathlib import Path
 from unittest import mock
 
 from .config import ArgumentParser, make_output_dir
-from .execute import NOTEBOOK_DIR, execute
+from .execute import execute, notebook_text
 from .files import atomic_write
 from .models import MODELS, accuracies
 
@@ -21,16 +21,11 @@ KINDS = {  # name -> environment of the kernel
     "1 thread": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
     "AVX2 kernels, 2 threads": {"ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"},
 }
-COMMITTED = NOTEBOOK_DIR / "03_training.ipynb"
 
 
-def committed_run(notebook=COMMITTED) -> tuple[str, list[float]]:
-    """The committed notebook's machine kind ("runs on" line) and test accuracy per epoch (its lines per epoch)."""
-    text = "\n".join(
-        "".join(o.get("text", ""))
-        for c in json.loads(Path(notebook).read_text())["cells"]
-        for o in c.get("outputs", [])
-    )
+def committed_run() -> tuple[str, list[float]]:
+    """The committed 03 notebook's machine kind ("runs on" line) and test accuracy per epoch (its lines per epoch)."""
+    text = notebook_text("03_training")
     kind = re.search(r"^runs on (.+)$", text, re.M).group(1)
     rows = re.findall(r"^epoch \d+/\d+: .* \| test loss \S+ acc (\S+)% \|", text, re.M)
     return kind, [float(a) for a in rows]

@@ -11,7 +11,6 @@ and tests' READMEs are pages too. Links between them point at the pages, not at 
 """
 
 import html
-import json
 import re
 import shutil
 from pathlib import Path
@@ -23,7 +22,7 @@ from nbconvert import HTMLExporter
 from .config import ArgumentParser
 from .datafiles import REPO_ROOT
 from .errors import UserError
-from .execute import NOTEBOOKS
+from .execute import NOTEBOOKS, notebook_text
 from .export import COMMITTED_ONNX
 from .kinds import committed_run
 
@@ -144,18 +143,13 @@ def draw_page(out: Path) -> Path:
     shutil.copy(COMMITTED_ONNX, out / COMMITTED_ONNX.name)
     for name in ("draw.js", "draw.css"):
         shutil.copy(REPO_ROOT / "web" / name, out / name)
+    (out / "site.css").write_text(STYLE)
     kind, accs = committed_run()
     model = re.search(r"^(\w+): [\d,]+ parameters$", notebook_text("03_training"), re.M).group(1)
     about = f"{model}, {accs[-1]:.2f}% on the 10,000 test digits, trained on {kind}"
     page = (REPO_ROOT / "web" / "draw.html").read_text()
     (out / "draw.html").write_text(page.replace("<!-- NAV -->", nav("draw.html")).replace("<!-- MODEL -->", about))
     return out / "draw.html"
-
-
-def notebook_text(name: str) -> str:
-    """Every text output of a committed notebook."""
-    cells = json.loads((REPO_ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
-    return "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
 
 
 def build(out: Path) -> list[Path]:
