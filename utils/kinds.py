@@ -16,10 +16,11 @@ from .config import ArgumentParser, make_output_dir
 from .execute import execute, notebook_text
 from .files import atomic_write
 from .models import MODELS, accuracies
+from .runs import THREAD_VARIABLES
 
-KINDS = {  # name -> environment of the kernel
-    "1 thread": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-    "AVX2 kernels, 2 threads": {"ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"},
+KINDS = {  # name -> environment of the kernel (the thread variables as a sweep sets them)
+    "1 thread": dict.fromkeys(THREAD_VARIABLES, "1"),
+    "AVX2 kernels, 2 threads": {"ATEN_CPU_CAPABILITY": "avx2", **dict.fromkeys(THREAD_VARIABLES, "2")},
 }
 
 
