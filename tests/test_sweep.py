@@ -10,7 +10,7 @@ import yaml
 from utils import runs, sweep
 from utils.config import PARAMETERS, check_params
 from utils.grid import expand_grid
-from utils.reports import seeds_report
+from utils.reports import seeds_report, write_summary
 from utils.sweep import main, run_sweep
 
 
@@ -108,6 +108,14 @@ def test_bad_grid_file_is_refused_before_any_run(tmp_path, capsys, content, mess
 def _seed_row(seed, last_three, split="test"):
     history = [{"epoch": e + 1, "train_acc": 0.99, f"{split}_acc": a} for e, a in enumerate([0.99] * 12 + last_three)]
     return dict(run=f"seed={seed}", seed=seed, status="ok", error="", scored_on=split, history=history)
+
+
+def test_a_sweep_where_no_run_finished_writes_tables_and_no_empty_chart(tmp_path):
+    (tmp_path / "summary.png").write_bytes(b"an earlier attempt's chart")
+    failed = dict(run="lr=1.0", lr=1.0, status="failed", error="TrainingDiverged: ...")
+    write_summary([failed], tmp_path, ["lr"])
+    assert "| lr=1.0 | 1.0 | failed (TrainingDiverged: ...) |" in (tmp_path / "summary.md").read_text()
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["summary.csv", "summary.md"]
 
 
 def test_seeds_report_counts_passes_and_names_the_worst_seed(tmp_path):

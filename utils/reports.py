@@ -14,7 +14,8 @@ COLUMNS = ["run", "status", "scored_on", "best_acc", "final_acc", "last3_min", "
 
 
 def write_summary(rows: list[dict], out: Path, swept: list[str]) -> None:
-    """summary.csv (every parameter), summary.md (swept parameters) and summary.png, all in `out`."""
+    """summary.csv (every parameter), summary.md (swept parameters) and summary.png (when a run finished: an empty
+    chart would look broken), all in `out`."""
     params = [k for k in rows[0] if k not in COLUMNS and k != "history"]
     table = io.StringIO()
     writer = csv.DictWriter(
@@ -24,7 +25,10 @@ def write_summary(rows: list[dict], out: Path, swept: list[str]) -> None:
     writer.writerows(rows)
     atomic_write(out / "summary.csv", lambda p: p.write_text(table.getvalue()))
     atomic_write(out / "summary.md", lambda p: p.write_text(markdown_table(rows, swept)))
-    plot_sweep([r for r in rows if "history" in r], out / "summary.png")
+    finished = [r for r in rows if "history" in r]
+    (out / "summary.png").unlink(missing_ok=True)  # a resumed sweep's earlier chart
+    if finished:
+        plot_sweep(finished, out / "summary.png")
 
 
 def markdown_table(rows: list[dict], swept: list[str]) -> str:

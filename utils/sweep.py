@@ -161,7 +161,8 @@ def main(argv=None) -> list[dict]:
             check_grid(grid, args.grid)  # before a folder is made
             out = args.resume or args.out or make_output_dir(prefix=f"{name}-")
             rows = run_sweep(grid, out, args.jobs, args.resume is not None, args.scheduler, args.threads, args.grid)
-            print((out / "summary.md").read_text() + f"\nsummary.csv, summary.md, summary.png in {out}")
+            written = [name for name in ("summary.csv", "summary.md", "summary.png") if (out / name).exists()]
+            print((out / "summary.md").read_text() + f"\n{', '.join(written)} in {out}")
             return rows
         for model, model_grid in grids.items():
             check_grid(model_grid, recipe_file(model))
