@@ -54,6 +54,8 @@ BAD = [  # (change to GOOD, expected text); a callable value gets (tmp_path, che
     (dict(lr=float("inf")), "parameter lr=inf is invalid: expected a finite number > 0"),
     (dict(lr="0.1"), "parameter lr='0.1' is invalid: expected a finite number > 0"),
     (dict(optimizer="rmsprop"), "parameter optimizer='rmsprop' is invalid: expected one of sgd, adam"),
+    (dict(clean_epochs=-1), "parameter clean_epochs=-1 is invalid: expected an integer >= 0 (the last epochs"),
+    (dict(clean_epochs=1.5), "parameter clean_epochs=1.5 is invalid: expected an integer >= 0"),
     (dict(subset=0), "parameter subset=0 is invalid: expected None or an integer in 1..60000"),
     (dict(subset=70_000), "parameter subset=70000 is invalid: expected None or an integer in 1..60000"),
     (dict(warmup=0), "parameter warmup=0 is invalid: expected a fraction of the training steps, 0 < warmup < 1"),

@@ -119,6 +119,32 @@ def test_warmed_up_average_scores_like_the_last_weights_after_one_epoch(mnist_ro
     assert warm >= last - 0.01 and cold < 0.5, (warm, last, cold)
 
 
+def test_the_last_clean_epochs_train_without_augmentation(mnist_root):
+    seed_everything(1)
+    train, test = make_loaders(mnist_root, 500, "cpu", Augment(10.0, 0.1), 1, subset=1000)
+    test.images, test.labels = test.images[:500], test.labels[:500]
+    augment, augmented = train.augment, []
+
+    def counting(x, generator):
+        augmented.append(len(epochs_started))
+        return augment(x, generator)
+
+    train.augment, epochs_started = counting, []
+    model = get_model("s7")
+    fit(
+        model,
+        make_optimizer(model, "sgd", 0.05),
+        train,
+        test,
+        epochs=4,
+        warmup=0.2,
+        clean_epochs=2,
+        on_epoch=epochs_started.append,
+    )
+    assert augmented == [0, 0, 1, 1]  # 2 batches in each of epochs 1 and 2, none in 3 and 4
+    assert train.augment is counting  # the loader is left as it was given
+
+
 @pytest.mark.parametrize("ema", [None, 0.99])
 def test_resumed_run_gives_the_uninterrupted_history(mnist_root, tmp_path, monkeypatch, ema):
     config = check_params({**GOOD, "epochs": 3, "subset": 2000, "ema": ema}).as_dict()

@@ -68,6 +68,7 @@ class TrainParams:
     label_smoothing: float = 0.0
     ema: float | None = 0.999
     ema_warmup: bool = True
+    clean_epochs: int = 3
     validation: bool = False
     data_dir: str | None = None
     subset: int | None = None
@@ -117,6 +118,8 @@ class TrainParams:
             _fail("ema", self.ema, "None or a decay per step, 0 < ema < 1 (e.g. 0.999)")
         if not isinstance(self.ema_warmup, bool):
             _fail("ema_warmup", self.ema_warmup, "True (the average's decay starts low) or False")
+        if not _is_int(self.clean_epochs) or self.clean_epochs < 0:
+            _fail("clean_epochs", self.clean_epochs, "an integer >= 0 (the last epochs, trained without augmentation)")
         if not _is_int(self.seed):
             _fail("seed", self.seed, "an integer")
         if not (_number(self.rotation) and 0 <= self.rotation <= 180):

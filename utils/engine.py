@@ -165,6 +165,7 @@ def fit(
     label_smoothing=0.0,
     ema=None,
     ema_warmup=True,
+    clean_epochs=0,
     checkpoint_dir=None,
     config=None,
     resume=None,
@@ -176,7 +177,8 @@ def fit(
 
     With `ema` (a decay such as 0.999) an exponential moving average of the weights is kept (its decay warmed up
     unless `ema_warmup` is False: `warm_ema`); the averaged weights are the ones evaluated, and `model` holds them
-    when `fit` returns.
+    when `fit` returns. The last `clean_epochs` epochs (all of them if there are fewer) train on the images as they
+    are: `train_loader`'s augmentation is off for them.
 
     With `checkpoint_dir` (and the run's `config`), `last.pt` is saved there after every epoch; `resume` (the
     path of such a file) continues that run where it stopped, with the same numbers as an uninterrupted run.
@@ -198,8 +200,10 @@ def fit(
     for row in history:  # a resumed run shows the epochs it continues from too
         print(epoch_line(row, epochs), flush=True)
     split = eval_loader.split
+    augment = train_loader.augment
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
+        train_loader.augment = None if epoch > epochs - clean_epochs else augment
         lr = scheduler.get_last_lr()[0]
         desc = f"epoch {epoch}/{epochs}"
         train_loss, train_acc = train_epoch(
@@ -233,6 +237,7 @@ def fit(
             )
         if on_epoch is not None:
             on_epoch(row)
+    train_loader.augment = augment
     if averaged is not None:
         model.load_state_dict(averaged.module.state_dict())
     return history
