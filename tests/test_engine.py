@@ -144,6 +144,15 @@ def test_the_last_clean_epochs_train_without_augmentation(mnist_root):
     assert augmented == [0, 0, 1, 1]  # 2 batches in each of epochs 1 and 2, none in 3 and 4
     assert train.augment is counting  # the loader is left as it was given
 
+    def stop_in_epoch_2(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # a run that dies in a clean epoch leaves the loader as it was given too
+        opt = make_optimizer(model, "sgd", 0.05)
+        fit(model, opt, train, test, epochs=2, warmup=0.2, clean_epochs=1, on_epoch=stop_in_epoch_2)
+    assert train.augment is counting
+
 
 @pytest.mark.parametrize("ema", [None, 0.99])
 def test_resumed_run_gives_the_uninterrupted_history(mnist_root, tmp_path, monkeypatch, ema):
