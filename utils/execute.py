@@ -41,7 +41,9 @@ def execute(name: str, output: Path, parameters: dict | None = None, echo: bool 
             stdout_file=sys.stdout if echo else None,
             coalesce_streams=True,
             execution_timeout=CELL_TIMEOUT,
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # the kernel's own start-up notices stay quiet
+            # The kernel's own log stays quiet: its notices at start-up, and "KeyboardInterrupt caught in kernel"
+            # at shutdown (jupyter_client interrupts every kernel before stopping it). Cell errors are unaffected.
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     finally:
         if output.exists() and output.parent.resolve() != NOTEBOOK_DIR:
