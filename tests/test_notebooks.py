@@ -28,7 +28,8 @@ from utils.config import PARAMETERS, TrainParams
 from utils.engine import epoch_line
 from utils.execute import execute
 from utils.files import UMASK as umask
-from utils.models import recipe
+from utils.kinds import committed_run
+from utils.models import MODELS, recipe
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SANITIZE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
@@ -342,6 +343,15 @@ def test_other_machine_sanitizer_hides_the_numbers_but_not_the_epochs():
 
 def test_committed_training_notebook_says_which_machine_kind_executed_it():
     assert executed_on(NOTEBOOKS / "03_training.ipynb").startswith(("cpu (", "cuda ("))
+
+
+def test_committed_training_run_reads_true_from_epoch_1_and_meets_its_target():
+    """The committed run as `make kinds` reads it from the lines per epoch: every epoch, the warmed-up average's
+    accuracy after epoch 1, and the target checked as the notebook checks it."""
+    _, history = committed_run()
+    assert len(history) == recipe("s7")["epochs"]
+    assert history[0]["test_acc"] >= 0.95
+    assert MODELS["s7"].target.met(history)
 
 
 @pytest.mark.parametrize("name", ["01_model_design.ipynb", "02_augmentation.ipynb", "03_training.ipynb"])

@@ -145,7 +145,7 @@ class ModelSpec:
 
 
 LAST3 = Target("test accuracy >= 99.4% on each of the last 3 epochs, at most 15 epochs", last3_min, 0.994, 15, 3)
-MODELS = {  # each model's training recipe, the parameters that meet its target, is recipes/<name>.yaml
+MODELS = {  # each model's training recipe, the parameters chosen for its target, is recipes/<name>.yaml
     "s5": ModelSpec(
         s5,
         25_000,
