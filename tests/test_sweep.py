@@ -206,6 +206,7 @@ def test_several_recipes_each_get_a_folder_and_a_seeds_report(tmp_path, mnist_ro
     for model in ("s5", "s7"):
         assert (tmp_path / model / "seed=1" / "metrics.json").exists()
         notebook = (tmp_path / model / "seed=1" / "03_training.ipynb").read_text()
-        assert f", {os.cpu_count()} threads, torch" in notebook  # --jobs 1: the kernel gets every core
+        cores = os.cpu_count()
+        assert f", {cores} thread{'s' * (cores != 1)}, torch" in notebook  # --jobs 1: the kernel gets every core
         assert (tmp_path / model / "seeds.md").read_text().startswith(f"{model}: ")
     assert "seeds.md, seeds.png in" in capsys.readouterr().out

@@ -44,7 +44,8 @@ def machine_kind(device) -> str:
         if device.type == "cuda"
         else f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
     )
-    return f"{device.type} ({chip}), {torch.get_num_threads()} threads, torch {torch.__version__}"
+    threads = torch.get_num_threads()
+    return f"{device.type} ({chip}), {threads} thread{'s' * (threads != 1)}, torch {torch.__version__}"
 
 
 def device_note() -> str:
