@@ -25,6 +25,7 @@ from .errors import UserError
 from .execute import NOTEBOOKS, notebook_text
 from .export import COMMITTED_ONNX
 from .kinds import committed_run
+from .models import accuracies
 
 PAGES = {  # Markdown file -> page
     "README.md": "index.html",
@@ -144,9 +145,9 @@ def draw_page(out: Path) -> Path:
     for name in ("draw.js", "draw.css"):
         shutil.copy(REPO_ROOT / "web" / name, out / name)
     (out / "site.css").write_text(STYLE)
-    kind, accs = committed_run()
+    kind, history = committed_run()
     model = re.search(r"^(\w+): [\d,]+ parameters$", notebook_text("03_training"), re.M).group(1)
-    about = f"{model}, {accs[-1]:.2f}% on the 10,000 test digits, trained on {kind}"
+    about = f"{model}, {accuracies(history)[-1]:.2%} on the 10,000 test digits, trained on {kind}"
     page = (REPO_ROOT / "web" / "draw.html").read_text()
     (out / "draw.html").write_text(page.replace("<!-- NAV -->", nav("draw.html")).replace("<!-- MODEL -->", about))
     return out / "draw.html"
