@@ -144,13 +144,16 @@ def test_the_last_clean_epochs_train_without_augmentation(mnist_root):
     assert augmented == [0, 0, 1, 1]  # 2 batches in each of epochs 1 and 2, none in 3 and 4
     assert train.augment is counting  # the loader is left as it was given
 
-    def stop_in_epoch_2(row):
-        if row["epoch"] == 2:
+    epochs_started = []
+
+    def stop_training_in_epoch_2(module, inputs, output):
+        if module.training and len(epochs_started) == 1:
             raise KeyboardInterrupt
 
+    model.register_forward_hook(stop_training_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):  # a run that dies in a clean epoch leaves the loader as it was given too
         opt = make_optimizer(model, "sgd", 0.05)
-        fit(model, opt, train, test, epochs=2, warmup=0.2, clean_epochs=1, on_epoch=stop_in_epoch_2)
+        fit(model, opt, train, test, epochs=2, warmup=0.2, clean_epochs=1, on_epoch=epochs_started.append)
     assert train.augment is counting
 
 

@@ -1,6 +1,7 @@
 """MNIST and Fashion-MNIST as tensors: an in-memory batch loader with batched tensor augmentation (the files
 themselves: `datafiles`)."""
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -77,6 +78,16 @@ class TensorLoader:
 
     def __len__(self) -> int:
         return math.ceil(len(self.labels) / self.batch_size)
+
+    @contextlib.contextmanager
+    def augmented(self, on: bool):
+        """Within the block the batches are augmented only if `on`; the loader's augmentation is back after it."""
+        augment = self.augment
+        self.augment = augment if on else None
+        try:
+            yield self
+        finally:
+            self.augment = augment
 
     def __iter__(self):
         n = len(self.labels)

@@ -201,13 +201,11 @@ def fit(
     for row in history:  # a resumed run shows the epochs it continues from too
         print(epoch_line(row, epochs), flush=True)
     split = eval_loader.split
-    augment = train_loader.augment
-    try:  # the loader gets its augmentation back however fit ends
-        for epoch in range(len(history) + 1, epochs + 1):
-            start = time.perf_counter()
-            train_loader.augment = None if epoch > epochs - clean_epochs else augment
-            lr = scheduler.get_last_lr()[0]
-            desc = f"epoch {epoch}/{epochs}"
+    for epoch in range(len(history) + 1, epochs + 1):
+        start = time.perf_counter()
+        lr = scheduler.get_last_lr()[0]
+        desc = f"epoch {epoch}/{epochs}"
+        with train_loader.augmented(epoch <= epochs - clean_epochs):
             train_loss, train_acc = train_epoch(
                 model,
                 train_loader,
@@ -219,36 +217,26 @@ def fit(
                 averaged=averaged,
                 desc=desc,
             )
-            train_seconds = time.perf_counter() - start
-            eval_loss, eval_acc = evaluate(model if averaged is None else averaged.module, eval_loader)
-            row = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                f"{split}_loss": eval_loss,
-                f"{split}_acc": eval_acc,
-                "lr": lr,
-                "train_seconds": train_seconds,
-                "seconds": time.perf_counter() - start,
-            }
-            history.append(row)
-            print(epoch_line(row, epochs), flush=True)
-            if checkpoint_dir is not None:
-                save_checkpoint(
-                    checkpoint_dir,
-                    config,
-                    model,
-                    optimizer,
-                    history,
-                    LAST_CHECKPOINT,
-                    scheduler,
-                    train_loader,
-                    averaged,
-                )
-            if on_epoch is not None:
-                on_epoch(row)
-    finally:
-        train_loader.augment = augment
+        train_seconds = time.perf_counter() - start
+        eval_loss, eval_acc = evaluate(model if averaged is None else averaged.module, eval_loader)
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            f"{split}_loss": eval_loss,
+            f"{split}_acc": eval_acc,
+            "lr": lr,
+            "train_seconds": train_seconds,
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(row)
+        print(epoch_line(row, epochs), flush=True)
+        if checkpoint_dir is not None:
+            save_checkpoint(
+                checkpoint_dir, config, model, optimizer, history, LAST_CHECKPOINT, scheduler, train_loader, averaged
+            )
+        if on_epoch is not None:
+            on_epoch(row)
     if averaged is not None:
         model.load_state_dict(averaged.module.state_dict())
     return history
