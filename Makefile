@@ -7,7 +7,7 @@ SEEDS ?= 10
 JOBS ?= 1
 SWEEP ?= sweeps/example.yaml
 
-.PHONY: help run test test-quick kinds site browser data fashion-data models seeds sweep tensorboard notebooks bench bench-quick fork lock lint clean
+.PHONY: help run test test-quick kinds site browser emulator data fashion-data models seeds sweep tensorboard notebooks bench bench-quick fork lock lint clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
@@ -33,7 +33,7 @@ fashion-data: $(VENV)/.installed  ## verified Fashion-MNIST files in data/ (down
 run: data  ## the three notebooks with their defaults -> runs/<timestamp>/ (notebooks, HTML, PNGs, checkpoint, metrics)
 	$(PY) -m utils.execute run
 
-test: data fashion-data browser node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval, the site in Chromium
+test: data fashion-data browser emulator node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval, the site in Chromium, emulated CPUs
 	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout 900 \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks
 
@@ -54,14 +54,24 @@ browser:  ## a Chromium for the site's browser test: Debian's package when root,
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "no Chromium or Google Chrome: the site's browser test will fail; install one of them"; fi; fi
 
+emulator:  ## Debian's qemu-user (qemu-x86_64: other CPU models, emulated) for the portable-numerics test and make kinds
+	@if ! command -v qemu-x86_64 >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's qemu-user (the emulated-CPU test)"; \
+	    apt-get update -qq && apt-get install -y -qq qemu-user >/dev/null; \
+	  elif sudo -n true 2>/dev/null && command -v apt-get >/dev/null; then \
+	    echo "installing qemu-user with sudo (the emulated-CPU test)"; \
+	    sudo apt-get update -qq && sudo apt-get install -y -qq qemu-user >/dev/null; \
+	  else echo "no qemu-x86_64: the emulated-CPU tests are skipped; install Debian's or Ubuntu's qemu-user"; fi; fi
+
 models: data  ## every model's recipe (recipes/<model>.yaml) once -> runs/models-<timestamp>/<model>/seeds.md
 	$(PY) -m utils.sweep --recipe all --seeds 1 --jobs $(JOBS)
 
 seeds: data  ## MODEL's recipe on seeds 1..SEEDS, JOBS at a time (VALIDATION=1: validation split) -> runs/seeds-*/
 	$(PY) -m utils.sweep --recipe $(MODEL) --seeds $(SEEDS) --jobs $(JOBS) $(if $(VALIDATION),--validation)
 
-kinds: data  ## the committed 03 run's recipe with 1 thread and with AVX2 kernels: other machines' numbers (5 min)
-	$(PY) -m utils.kinds
+kinds: data emulator  ## the committed 03 run's first epoch trained again on an emulated AMD EPYC (GitHub's runners): same line? (CPU=..., EPOCHS=...)
+	$(PY) -m utils.kinds $(foreach c,$(CPU),--cpu $(c)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 sweep: data  ## 03_training over the grid in SWEEP, JOBS at a time (or SCHEDULER=tcp://HOST:8786) -> runs/sweep-*/
 	$(PY) -m utils.sweep $(SWEEP) --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))

@@ -9,7 +9,8 @@ Three runs, same process, same data, seed 1:
   3. engine:    the *reference* net, optimizer and batch size through the project's loader and engine, to
                 separate pipeline gains from model gains;
 then the reference net's training step alone on one fixed batch of digits: the epoch time of a loader that cost nothing,
-so the most that any loader and engine could gain over the reference with that net.
+so the most that any loader and engine could gain over the reference with that net; then what the portable numerics
+cost: s7's first epoch in new processes with and without them (utils/numerics.py), taken in turns.
 Prints a Markdown table and writes it with the raw numbers to benchmarks/results/speed[-quick].{md,json}.
 """
 
@@ -18,6 +19,14 @@ import platform
 import resource
 import time
 from pathlib import Path
+
+from utils import kinds, numerics
+from utils.config import ArgumentParser
+from utils.data import Augment, make_loaders
+from utils.datafiles import DataError, prepare_data
+from utils.engine import evaluate, fit, machine_kind, make_optimizer, resolve_device, seed_everything
+from utils.files import atomic_write, write_json
+from utils.models import MODELS, Normalize, count_params, get_model, recipe
 
 import torch
 from torch import nn
@@ -32,12 +41,6 @@ from benchmarks.reference import (
     reference_train_epoch,
 )
 from benchmarks.step_options import time_steps
-from utils.config import ArgumentParser
-from utils.data import Augment, make_loaders
-from utils.datafiles import DataError, prepare_data
-from utils.engine import evaluate, fit, machine_kind, make_optimizer, resolve_device, seed_everything
-from utils.files import atomic_write, write_json
-from utils.models import MODELS, Normalize, count_params, get_model, recipe
 
 TARGET, SEED, QUICK_BATCHES = 0.994, 1, 200
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -186,6 +189,20 @@ def reference_step_seconds_per_epoch(root, device, n_train, steps) -> float:
     return time_steps(reference_net().to(device), x.to(device), y.to(device), steps) * math.ceil(n_train / BATCH_SIZE)
 
 
+def numerics_cost(n_train, turns=2) -> dict:
+    """s7's recipe, its first epoch's training seconds in new processes with the portable numerics and without
+    (`PORTABLE_NUMERICS=0`: this CPU's own best kernels), taken in turns so that the machine's drift hits both."""
+    params = {"device": "cpu", "subset": n_train}
+    seconds, kind = {"portable": [], "unpinned": []}, {}
+    for _ in range(turns):
+        for name, env in (("portable", {}), ("unpinned", {numerics.SWITCH: "0"})):
+            result = kinds.run([], params, 1, 500, env)  # scored on 500 test digits: the epoch is what is timed
+            seconds[name].append(result["train_seconds"][0])
+            kind[name] = result["kind"]
+    ratio = min(seconds["portable"]) / min(seconds["unpinned"])
+    return dict(seconds=seconds, kind=kind, portable_over_unpinned=ratio)
+
+
 def ratios(reference, s7, engine, step_only_seconds_per_epoch) -> dict:
     """Reference / s7 time to >= 99.4%; where the reference never got there, its whole run / s7's time, a lower
     bound (`time_to_target_at_least`)."""
@@ -220,7 +237,7 @@ def machine(device) -> dict:
 
 
 def markdown(result) -> str:
-    m, r = result["machine"], result["ratios"]
+    m, r, n = result["machine"], result["ratios"], result["numerics"]
     lines = [
         f"Speed benchmark ({result['mode']}), {result['date']}: {m['cpu']}; {m['kind']}.",
         "",
@@ -246,6 +263,10 @@ def markdown(result) -> str:
         f"- s7 vs reference images/s: {r['s7_vs_reference_throughput']:.1f}×",
         f"- s7, {s7['epochs']} epochs: **{s7['wall_seconds']:.0f} s** wall, data setup and evaluation included "
         f"(target on a 2-core CPU ≤ 180 s for 15 epochs)",
+        f"- the portable numerics: s7's epoch (fastest of {len(n['seconds']['portable'])} turns) takes "
+        f"**{n['portable_over_unpinned']:.2f}×** the time it takes without them "
+        f"({_seconds(n['seconds']['portable'])} s, {n['kind']['portable']}; against "
+        f"{_seconds(n['seconds']['unpinned'])} s, {n['kind']['unpinned']})",
     ]
     return "\n".join(lines) + "\n"
 
@@ -259,6 +280,10 @@ def _time_to_target(r) -> str:
             "its whole run / s7's time to 99.4%)"
         )
     return "not measured"
+
+
+def _seconds(values) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
 
 
 def _epoch_range(history) -> str:
@@ -306,6 +331,7 @@ def main(argv=None) -> dict:
         runs=[reference, s7, engine],
         ratios=ratios(reference, s7, engine, step_only),
         reference_step_only_seconds_per_epoch=step_only,
+        numerics=numerics_cost(n_train),
     )
     name = "speed-quick" if args.quick else "speed"
     args.out.mkdir(parents=True, exist_ok=True)

@@ -12,16 +12,17 @@ With --profile it instead prints torch.profiler's table of the eager step's oper
 
 import time
 
+from utils.config import ArgumentParser
+from utils.data import make_loaders
+from utils.engine import resolve_device
+from utils.models import Normalize, get_model, list_models
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.profiler import profile
 
 from benchmarks.reference import reference_net
-from utils.config import ArgumentParser
-from utils.data import make_loaders
-from utils.engine import resolve_device
-from utils.models import Normalize, get_model, list_models
 
 
 def time_steps(model, x, y, steps, autocast_dtype=None) -> float:

@@ -4,10 +4,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from utils.datafiles import prepare_data
 from utils.engine import machine_kind, resolve_device
+
+import pytest
 
 TRAINING_NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_training.ipynb"
 OTHER_MACHINE_SANITIZER = Path(__file__).resolve().parent / "nbval_sanitize_other_machine.cfg"

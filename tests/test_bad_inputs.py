@@ -1,14 +1,14 @@
 """Bad training parameters through `check_params`, the call 03_training.ipynb makes right after its parameters
 cell: each gives one line naming the parameter, its value and what is accepted, and nothing is written."""
 
-import pytest
-import torch
-
 from utils.checkpoints import LAST_CHECKPOINT, save_checkpoint
 from utils.config import PARAMETERS, ParameterError, check_params
 from utils.data import TensorLoader
 from utils.engine import make_optimizer
 from utils.models import get_model
+
+import pytest
+import torch
 
 GOOD = dict(model="s7", epochs=2, batch_size=64, lr=0.05, optimizer="sgd", seed=1, device="cpu")
 

@@ -3,9 +3,9 @@
 import threading
 import time
 
-import pytest
-
 from utils.config import ParameterError, check_names, make_output_dir, passed_names
+
+import pytest
 
 INJECTED = "# Parameters\nlearnig_rate = 0.05\nepochs = 2\nPAPERMILL_INPUT_PATH = 'in.ipynb'\n"
 

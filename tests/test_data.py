@@ -1,12 +1,12 @@
 import shutil
 
-import pytest
-import torch
-
 import utils.datafiles as datafiles
 from utils.data import Augment, TensorLoader, load_data
 from utils.datafiles import MEAN_STD, RAW_MD5, DataError, prepare_data
 from utils.models import get_model
+
+import pytest
+import torch
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # published MNIST class counts
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

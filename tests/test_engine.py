@@ -2,10 +2,6 @@ import errno
 import json
 from pathlib import Path
 
-import pytest
-import torch
-from conftest import without_timings
-
 from utils import engine
 from utils.checkpoints import LAST_CHECKPOINT, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from utils.config import check_params
@@ -14,6 +10,10 @@ from utils.datafiles import MEAN_STD
 from utils.engine import TrainingDiverged, evaluate, fit, make_optimizer, resolve_device, seed_everything
 from utils.files import DiskFullError, write_json
 from utils.models import get_model
+
+import pytest
+import torch
+from conftest import without_timings
 
 GOOD = dict(model="s7", epochs=2, batch_size=64, lr=0.05, optimizer="sgd", seed=1, device="cpu")
 

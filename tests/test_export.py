@@ -2,15 +2,15 @@
 
 import re
 
-import numpy as np
-import onnxruntime as ort
-import torch
-from test_engine import small_run
-
 from utils.data import make_loaders
 from utils.engine import predict
 from utils.execute import notebook_text
 from utils.export import COMMITTED_ONNX, export_onnx
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from test_engine import small_run
 
 
 def onnx_logits(path, images) -> np.ndarray:

@@ -1,9 +1,3 @@
-import papermill as pm
-import pytest
-import torch
-from conftest import TRAINING_NOTEBOOK
-from torch import nn
-
 from utils.config import ParameterError, check_params
 from utils.layers import receptive_field
 from utils.models import (
@@ -17,6 +11,12 @@ from utils.models import (
     recipe,
     target_met,
 )
+
+import papermill as pm
+import pytest
+import torch
+from conftest import TRAINING_NOTEBOOK
+from torch import nn
 
 NAMES = list_models()
 

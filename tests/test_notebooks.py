@@ -12,6 +12,14 @@ import time
 import types
 from pathlib import Path
 
+from utils.checkpoints import LAST_CHECKPOINT, load_checkpoint, read_checkpoint
+from utils.config import PARAMETERS, TrainParams
+from utils.engine import epoch_line
+from utils.execute import execute
+from utils.files import UMASK as umask
+from utils.kinds import committed_run
+from utils.models import MODELS, recipe
+
 import matplotlib.image
 import numpy as np
 import onnxruntime as ort
@@ -22,14 +30,6 @@ from conftest import OTHER_MACHINE_SANITIZER, executed_on, without_timings
 from nbval.plugin import get_sanitize_patterns
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-
-from utils.checkpoints import LAST_CHECKPOINT, load_checkpoint, read_checkpoint
-from utils.config import PARAMETERS, TrainParams
-from utils.engine import epoch_line
-from utils.execute import execute
-from utils.files import UMASK as umask
-from utils.kinds import committed_run
-from utils.models import MODELS, recipe
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SANITIZE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
@@ -341,12 +341,12 @@ def test_other_machine_sanitizer_hides_the_numbers_but_not_the_epochs():
     assert sanitized(two, OTHER_MACHINE_SANITIZER) == "epoch 1/2: NUMBERS\nepoch 2/2: NUMBERS"
 
 
-def test_committed_training_notebook_says_which_machine_kind_executed_it():
-    assert executed_on(NOTEBOOKS / "03_training.ipynb").startswith(("cpu (", "cuda ("))
+def test_committed_training_notebook_was_executed_with_the_portable_numerics():
+    assert executed_on(NOTEBOOKS / "03_training.ipynb").startswith("cpu, portable x86-64 AVX2 numerics, 2 threads, ")
 
 
 def test_committed_training_run_reads_true_from_epoch_1_and_meets_its_target():
-    """The committed run as `make kinds` reads it from the lines per epoch: every epoch, the warmed-up average's
+    """The committed run as the site reads it from the lines per epoch: every epoch, the warmed-up average's
     accuracy after epoch 1, and the target checked as the notebook checks it."""
     _, history = committed_run()
     assert len(history) == recipe("s7")["epochs"]
@@ -429,4 +429,4 @@ def test_colab_cell_clones_installs_and_makes_utils_importable_on_colab(recorded
     )
     assert recorded == [*setup, ("chdir", "/content/repo/notebooks")]
     assert sys.path[0] == "/content/repo"
-    assert capsys.readouterr().out.startswith("no GPU in this runtime: training runs on cpu (")  # and how to get one
+    assert capsys.readouterr().out.startswith("no GPU in this runtime: training runs on cpu, portable x86-64 AVX2")

@@ -1,7 +1,7 @@
-import torch
-
 from utils.data import class_names
 from utils.plots import confusion_matrix, plot_confusion, plot_curves, plot_misclassified
+
+import torch
 
 
 def test_class_names_come_from_torchvision_in_label_order():

@@ -1,10 +1,10 @@
 """The seed's CI claim, re-run for real: s5, one epoch on all 60,000 training images."""
 
-import pytest
-
 from utils.data import Augment, make_loaders
 from utils.engine import fit, make_optimizer, seed_everything
 from utils.models import get_model, recipe, target_met
+
+import pytest
 
 pytestmark = pytest.mark.slow  # real trainings: make test runs them, make test-quick does not
 

@@ -8,13 +8,13 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
-import pytest
-
 from utils.data import load_data
 from utils.export import COMMITTED_ONNX
 from utils.site import NAV, build
+
+import numpy as np
+import onnxruntime as ort
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "screenshots"

@@ -3,15 +3,16 @@ import json
 import os
 from pathlib import Path
 
-import nbformat
-import pytest
-import yaml
-
 from utils import runs, sweep
 from utils.config import PARAMETERS, check_params
 from utils.grid import expand_grid
+from utils.numerics import THREAD_VARIABLES
 from utils.reports import seeds_report, write_summary
 from utils.sweep import main, run_sweep
+
+import nbformat
+import pytest
+import yaml
 
 
 def test_grid_expands_lists_and_shares_scalars():
@@ -35,13 +36,13 @@ def test_committed_grids_hold_only_valid_runs(grid_file):
 
 
 def test_kernels_get_the_thread_count_and_not_dasks_malloc_trim(tmp_path, monkeypatch):
-    for name, value in [("MALLOC_TRIM_THRESHOLD_", "65536"), *((v, "1") for v in runs.THREAD_VARIABLES)]:
+    for name, value in [("MALLOC_TRIM_THRESHOLD_", "65536"), *((v, "1") for v in THREAD_VARIABLES)]:
         monkeypatch.setenv(name, value)  # as Dask's nannies set them in their workers; restored after the test
     seen = {}
     monkeypatch.setattr(runs, "execute", lambda *args: seen.update(os.environ))
     runs.run_one(tmp_path / "run", {"epochs": 1}, threads=3)
     assert "MALLOC_TRIM_THRESHOLD_" not in seen  # a kernel with it trains 2.4x slower
-    assert all(seen[v] == "3" for v in runs.THREAD_VARIABLES)
+    assert all(seen[v] == "3" for v in THREAD_VARIABLES)
 
 
 @pytest.mark.slow

@@ -37,14 +37,18 @@ class Augment:
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a float batch (N, 1, H, W) in [0, 1]; every image gets its own random parameters."""
         n = x.shape[0]
-        u = torch.rand(n, 4, generator=generator).to(x.device)  # parameters drawn on CPU: same numbers on any device
+        # On a CPU the geometry and the sampling run in float64: there torch's scalar, AVX2 and AVX-512 kernels give
+        # the same images to the bit (in float32 they differ in the last bits), and emulated CPUs can run them
+        # (qemu-user 7.2 gathers wrongly in the float32 AVX2 kernel: tests/README.md). MPS has no float64.
+        precise = torch.float64 if x.device.type == "cpu" else x.dtype
+        u = torch.rand(n, 4, generator=generator).to(x.device, precise)  # drawn on CPU: same numbers on any device
         angle = torch.deg2rad((2 * u[:, 0] - 1) * self.rotation)
         scale = self.scale[0] + (self.scale[1] - self.scale[0]) * u[:, 1]
         shift = (2 * u[:, 2:] - 1) * self.translate * 2  # affine_grid spans [-1, 1]: image width = 2
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
         theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        x = F.grid_sample(x.to(precise), grid, mode="bilinear", padding_mode="zeros", align_corners=False).to(x.dtype)
         if self.erase > 0:
             x = x.masked_fill(self._erase_mask(x, generator), 0.0)
         return x

@@ -1,7 +1,6 @@
 """Training and evaluation: the device, `train_epoch`, `predict`/`evaluate`, the weight average, `fit` (resumable;
 one printed line per epoch) and what metrics.json records of a run."""
 
-import platform
 import random
 import re
 import sys
@@ -11,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import numerics
 from .checkpoints import LAST_CHECKPOINT, read_checkpoint, restore, save_checkpoint
 from .errors import UserError
 from .models import accuracies, eval_split
@@ -36,16 +36,28 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def machine_kind(device) -> str:
-    """What fixes a seeded run's exact numbers besides its parameters: the device (on CPU, the instruction set
-    torch's kernels use: another CPU model trains to slightly different numbers), threads and torch version."""
+    """What fixes a seeded run's exact numbers besides its parameters: on CPU, the portable numerics when they are
+    on (`numerics`: the same numbers on any x86-64 CPU with AVX2), else the CPU model and the instruction set
+    torch's kernels use; on a GPU, its name; then threads and torch version."""
     device = torch.device(device)
-    chip = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
-    )
+    if device.type == "cuda":
+        chip = f" ({torch.cuda.get_device_name(device)})"
+    elif device.type == "cpu" and numerics.problem(torch.backends.cpu.get_cpu_capability()) is None:
+        chip = ", portable x86-64 AVX2 numerics"
+    else:
+        chip = f" ({numerics.cpu_name()}, {torch.backends.cpu.get_cpu_capability()})"
     threads = torch.get_num_threads()
-    return f"{device.type} ({chip}), {threads} thread{'s' * (threads != 1)}, torch {torch.__version__}"
+    return f"{device.type}{chip}, {threads} thread{'s' * (threads != 1)}, torch {torch.__version__}"
+
+
+def runs_on(device) -> str:
+    """The "runs on" line of a training: its machine kind and, on a CPU without the portable numerics, why not
+    (PORTABLE_NUMERICS=0, torch imported first, no AVX2...) on a second line."""
+    line = f"runs on {machine_kind(device)}"
+    why = numerics.problem(torch.backends.cpu.get_cpu_capability())
+    if torch.device(device).type == "cpu" and why is not None:
+        line += f"\nnot the portable numerics ({why}): these numbers hold on this CPU model only"
+    return line
 
 
 def device_note() -> str:

@@ -10,9 +10,9 @@ import nbformat
 from .execute import NOTEBOOK_DIR, execute
 from .grid import SweepError
 from .models import eval_split, last3_min
+from .numerics import THREAD_VARIABLES
 
 NOTEBOOK = NOTEBOOK_DIR / "03_training.ipynb"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def run_one(folder: Path, params: dict, resume: bool = False, threads: int | None = None) -> dict:

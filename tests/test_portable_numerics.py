@@ -1,0 +1,86 @@
+"""The portable CPU numerics (utils/numerics.py): the same weights to the bit on emulated CPUs of both vendors,
+other weights without the pins; the switch, a late torch import, and the augmentation's kernels."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from utils import kinds, numerics
+
+import pytest
+
+NO_EMULATOR = "no qemu-x86_64 (Debian's qemu-user: `make emulator` installs it as root)"
+needs_emulator = pytest.mark.skipif(shutil.which(kinds.EMULATOR) is None or not numerics.X86_64, reason=NO_EMULATOR)
+SHORT_RUN = {"subset": 256, "epochs": 1, "clean_epochs": 0}  # 4 augmented steps, the weight average, dropout
+EVAL_IMAGES = 256  # an emulated CPU runs the AVX2 code about 1,000 times slower than this one
+
+
+def trained(prefix, env=None) -> dict:
+    result = kinds.run(prefix, SHORT_RUN, 1, EVAL_IMAGES, env)
+    del result["train_seconds"]
+    return result
+
+
+@pytest.mark.slow
+@needs_emulator
+def test_a_short_training_gives_the_same_weights_on_emulated_amd_and_intel_cpus_and_other_ones_without_the_pins():
+    here = trained([])
+    assert here["kind"].startswith("cpu, portable x86-64 AVX2 numerics, 2 threads")
+    assert trained(kinds.emulated(kinds.RUNNER_CPU)) == here  # GitHub's runners' AMD EPYC generation
+    assert trained(kinds.emulated("Haswell")) == here  # an Intel CPU with AVX2 and no AVX-512
+    off = {numerics.SWITCH: "0"}
+    assert trained([], off)["weights"] != trained(kinds.emulated(kinds.RUNNER_CPU), off)["weights"]
+
+
+def python(code: str, **env) -> str:
+    """`code` run by a new Python, with `env` added to this process's environment (which holds the pins)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, check=True
+    )
+    return done.stdout.strip()
+
+
+RUNS_ON = "from utils.engine import runs_on; print(runs_on('cpu'))"
+
+
+def test_the_switch_turns_the_pins_off_even_when_inherited_and_the_run_says_so():
+    assert all(os.environ[k] == v for k, v in numerics.PINS.items())  # this process pins, its children inherit
+    assert python(RUNS_ON).startswith("runs on cpu, portable x86-64 AVX2 numerics, 2 threads, torch ")
+    off = python(RUNS_ON, PORTABLE_NUMERICS="0").splitlines()
+    assert off[0].startswith(f"runs on cpu ({numerics.cpu_name()}, ") and "portable" not in off[0]
+    assert off[1] == "not the portable numerics (PORTABLE_NUMERICS=0): these numbers hold on this CPU model only"
+    assert "ATEN_CPU_CAPABILITY" not in python("import utils, os; print(*os.environ)", PORTABLE_NUMERICS="0")
+
+
+def test_torch_imported_before_utils_without_the_pins_is_named_in_the_run():
+    env = {name: "" for name in numerics.PINS}  # as in a fresh Jupyter kernel
+    first = python(f"import torch; {RUNS_ON}", **env).splitlines()
+    assert "portable" not in first[0]
+    assert first[1].startswith("not the portable numerics (torch was imported before utils)")
+    assert "portable x86-64 AVX2 numerics" in python(f"import utils, torch; {RUNS_ON}", **env)
+
+
+AUGMENTED = (
+    "import utils, hashlib, torch; from utils.data import Augment, load_data; x = load_data()[0][:128, None] / 255; "
+    "y = Augment(15.0, 0.15, erase=0.25)(x.float(), torch.Generator().manual_seed(3)); "
+    "print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(y.numpy().tobytes()).hexdigest())"
+)
+
+
+@needs_emulator
+def test_the_augmentation_gives_the_same_images_with_every_kernel_and_on_an_emulated_cpu(mnist_root):
+    """Sampled in float64, the scalar, AVX2 and AVX-512 kernels agree; qemu runs it (its float32 AVX2 kernel
+    trips qemu 7.2's VSIB decoding, tests/README.md)."""
+    off = {numerics.SWITCH: "0"}
+    outputs = {
+        python(AUGMENTED),  # AVX2
+        python(AUGMENTED, **off),  # this CPU's best: AVX512 where it has it
+        python(AUGMENTED, **off, ATEN_CPU_CAPABILITY="default"),
+    }
+    emulated = subprocess.run(
+        [*kinds.emulated("Haswell"), sys.executable, "-c", AUGMENTED], capture_output=True, text=True, check=True
+    )
+    outputs.add(emulated.stdout.strip())
+    assert len({line.split()[0] for line in outputs}) >= 2  # more than one kernel ran...
+    assert len({line.split()[1] for line in outputs}) == 1  # ...and they drew the same images
