@@ -6,6 +6,7 @@ depend on the CPU model, and `machine_kind` names it. tests/README.md shows the 
 
 import os
 import platform
+import subprocess
 import sys
 
 SWITCH = "PORTABLE_NUMERICS"
@@ -58,7 +59,7 @@ def problem(cpu_capability: str) -> str | None:
 
 
 def cpu_name() -> str:
-    """The CPU's vendor and model: Linux's /proc/cpuinfo, else what the platform module knows."""
+    """The CPU's vendor and model: Linux's /proc/cpuinfo, macOS's sysctl, else what the platform module knows."""
     fields = {}
     try:
         with open("/proc/cpuinfo") as f:
@@ -70,6 +71,11 @@ def cpu_name() -> str:
     if "model name" in fields:  # x86: "GenuineIntel 6/167 Intel(R) Xeon(R) Processor": the numbers tell models apart
         vendor = f"{fields.get('vendor_id', '')} {fields.get('cpu family', '?')}/{fields.get('model', '?')} "
         return vendor.lstrip() + fields["model name"]
+    if "CPU implementer" in fields:  # aarch64 Linux
+        return f"{platform.machine()} implementer {fields['CPU implementer']} part {fields.get('CPU part', '?')}"
+    if platform.system() == "Darwin":  # "Apple M2"
+        brand = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
+        return brand.stdout.strip() or platform.machine()
     return platform.processor() or platform.machine()
 
 
