@@ -70,7 +70,7 @@ models: data  ## every model's recipe (recipes/<model>.yaml) once -> runs/models
 seeds: data  ## MODEL's recipe on seeds 1..SEEDS, JOBS at a time (VALIDATION=1: validation split) -> runs/seeds-*/
 	$(PY) -m utils.sweep --recipe $(MODEL) --seeds $(SEEDS) --jobs $(JOBS) $(if $(VALIDATION),--validation)
 
-kinds: data emulator  ## the committed 03 run's first epoch trained again on an emulated AMD EPYC (GitHub's runners): same line? (CPU=..., EPOCHS=...)
+kinds: data emulator  ## the committed 03 run's epoch 1 re-trained on an emulated AMD EPYC (GitHub's runners), compared (75 min; CPU=Haswell)
 	$(PY) -m utils.kinds $(foreach c,$(CPU),--cpu $(c)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 sweep: data  ## 03_training over the grid in SWEEP, JOBS at a time (or SCHEDULER=tcp://HOST:8786) -> runs/sweep-*/
@@ -82,7 +82,7 @@ tensorboard: $(VENV)/.installed  ## TensorBoard over every run in runs/ (losses,
 notebooks: data  ## re-execute the committed notebooks in place (the evidence); their files go to runs/<timestamp>/
 	$(PY) -m utils.execute refresh
 
-bench: data  ## speed benchmark, reference recipe vs s7 (about 15 min on 2 CPU cores) -> benchmarks/results/
+bench: data  ## speed benchmark: reference recipe vs s7, s7 with and without the portable numerics (about 17 min) -> benchmarks/results/
 	$(PY) -m benchmarks.speed
 
 bench-quick: data  ## the same, 200 batches each, no accuracy target (about 1 min)

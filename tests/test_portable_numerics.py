@@ -12,6 +12,7 @@ import pytest
 
 NO_EMULATOR = "no qemu-x86_64 (Debian's qemu-user: `make emulator` installs it as root)"
 needs_emulator = pytest.mark.skipif(shutil.which(kinds.EMULATOR) is None or not numerics.X86_64, reason=NO_EMULATOR)
+x86_64_only = pytest.mark.skipif(not numerics.X86_64, reason="the pins are for x86-64 CPUs")
 SHORT_RUN = {"subset": 256, "epochs": 1, "clean_epochs": 0}  # 4 augmented steps, the weight average, dropout
 EVAL_IMAGES = 256  # an emulated CPU runs the AVX2 code about 1,000 times slower than this one
 
@@ -45,6 +46,7 @@ def python(code: str, **env) -> str:
 RUNS_ON = "from utils.engine import runs_on; print(runs_on('cpu'))"
 
 
+@x86_64_only
 def test_the_switch_turns_the_pins_off_even_when_inherited_and_the_run_says_so():
     assert all(os.environ[k] == v for k, v in numerics.PINS.items())  # this process pins, its children inherit
     assert python(RUNS_ON).startswith("runs on cpu, portable x86-64 AVX2 numerics, 2 threads, torch ")
@@ -54,6 +56,7 @@ def test_the_switch_turns_the_pins_off_even_when_inherited_and_the_run_says_so()
     assert "ATEN_CPU_CAPABILITY" not in python("import utils, os; print(*os.environ)", PORTABLE_NUMERICS="0")
 
 
+@x86_64_only
 def test_torch_imported_before_utils_without_the_pins_is_named_in_the_run():
     env = {name: "" for name in numerics.PINS}  # as in a fresh Jupyter kernel
     first = python(f"import torch; {RUNS_ON}", **env).splitlines()
@@ -85,3 +88,16 @@ def test_the_augmentation_gives_the_same_images_with_every_kernel_and_on_an_emul
     outputs.add(emulated.stdout.strip())
     assert len({line.split()[0] for line in outputs}) >= 2  # more than one kernel ran...
     assert len({line.split()[1] for line in outputs}) == 1  # ...and they drew the same images
+
+
+@pytest.mark.slow
+def test_make_kinds_trains_the_committed_runs_first_epoch_as_the_notebook_did(monkeypatch, tmp_path, mnist_root):
+    """`make kinds`'s path, on this CPU instead of an emulated one (which takes about 75 minutes): the notebook's
+    steps with its defaults give the committed epoch-1 line; a line that differs is reported and fails."""
+    monkeypatch.setattr(kinds, "emulated", lambda cpu: [])
+    assert kinds.main(["--out", str(tmp_path / "same")])
+    assert "EPYC-Milan (cpu, portable x86-64 AVX2 numerics" in (tmp_path / "same" / "kinds.md").read_text()
+    committed = kinds.committed_lines()
+    monkeypatch.setattr(kinds, "committed_lines", lambda: [committed[0].replace("acc ", "acc 1", 1), *committed[1:]])
+    assert not kinds.main(["--out", str(tmp_path / "other")])
+    assert ": DIFFERENT" in (tmp_path / "other" / "kinds.md").read_text()
