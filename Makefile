@@ -37,7 +37,7 @@ test: data fashion-data browser emulator node_modules/.package-lock.json  ## wha
 	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout 900 \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks
 
-test-quick: data  ## the tests that execute no notebook and train on no full data set (about 1.5 min; CI runs make test)
+test-quick: data  ## the tests that execute no notebook and train on no full data set (about 2 min; CI runs make test)
 	$(PY) -m pytest -q -m "not slow" tests
 
 node_modules/.package-lock.json: package.json package-lock.json
