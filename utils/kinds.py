@@ -2,7 +2,7 @@
 (`qemu-x86_64 -cpu MODEL` runs this machine's Python as that CPU model would: its instruction set, its CPUID
 vendor), printed beside the committed lines. With the portable numerics (`numerics`) they must match to the digit.
 
-    python -m utils.kinds [--cpu EPYC-Milan] [--cpu Haswell] [--epochs 1]   # make kinds: about 5 min per CPU
+    python -m utils.kinds [--cpu EPYC-Milan] [--cpu Haswell] [--epochs 1]   # make kinds: about 75 min an epoch a CPU
 """
 
 import argparse
@@ -125,7 +125,7 @@ def main(argv=None) -> bool:
     report += ["committed:", *committed[: args.epochs]]
     same = True
     for cpu in args.cpu or [RUNNER_CPU]:
-        print(f"{cpu}: training under {EMULATOR} -cpu {cpu} (about 5 minutes an epoch)", flush=True)
+        print(f"{cpu}: training under {EMULATOR} -cpu {cpu} (about 75 minutes an epoch)", flush=True)
         result = run(emulated(cpu), {}, args.epochs)
         match = result["lines"] == committed[: args.epochs]
         same &= match
