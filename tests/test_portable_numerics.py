@@ -101,3 +101,12 @@ def test_make_kinds_trains_the_committed_runs_first_epoch_as_the_notebook_did(mo
     monkeypatch.setattr(kinds, "committed_lines", lambda: [committed[0].replace("acc ", "acc 1", 1), *committed[1:]])
     assert not kinds.main(["--out", str(tmp_path / "other")])
     assert ": DIFFERENT" in (tmp_path / "other" / "kinds.md").read_text()
+
+
+def test_make_kinds_without_the_emulator_ends_with_one_line_and_makes_no_folder(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(kinds.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit) as stop:
+        kinds.main(["--out", str(tmp_path / "kinds")])
+    assert stop.value.code == 1 and not (tmp_path / "kinds").exists()
+    fix = "install Debian's qemu-user (`make emulator` does, as root)"
+    assert capsys.readouterr().err == f"python -m utils.kinds: no {kinds.EMULATOR} here: {fix}\n"

@@ -120,13 +120,20 @@ def main(argv=None) -> bool:
     committed = committed_lines()
     if not 1 <= args.epochs <= len(committed):
         parser.error(f"--epochs {args.epochs}: expected 1 to {len(committed)} (the committed run's epochs)")
+    try:
+        prefixes = {cpu: emulated(cpu) for cpu in args.cpu or [RUNNER_CPU]}  # before any folder is made
+    except UserError as err:
+        parser.exit(1, f"{parser.prog}: {err}\n")
     out = make_output_dir(args.out, prefix="kinds-")
     report = [f"The committed 03_training run's first {args.epochs} epoch(s), trained again on emulated CPUs", ""]
     report += ["committed:", *committed[: args.epochs]]
     same = True
-    for cpu in args.cpu or [RUNNER_CPU]:
+    for cpu, prefix in prefixes.items():
         print(f"{cpu}: training under {EMULATOR} -cpu {cpu} (about 75 minutes an epoch)", flush=True)
-        result = run(emulated(cpu), {}, args.epochs)
+        try:
+            result = run(prefix, {}, args.epochs)
+        except UserError as err:  # the emulator or the training failed: one line, the other CPUs are not tried
+            parser.exit(1, f"{parser.prog}: {err}\n")
         match = result["lines"] == committed[: args.epochs]
         same &= match
         report += ["", f"{cpu} ({result['kind']}): {'the committed lines' if match else 'DIFFERENT'}", *result["lines"]]
