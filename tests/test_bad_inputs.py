@@ -1,10 +1,12 @@
-"""Bad training parameters through `check_params`, the call 03_training.ipynb makes right after its parameters
-cell: each gives one line naming the parameter, its value and what is accepted, and nothing is written."""
+"""Bad training parameters: through `check_params`, the call 03_training.ipynb makes right after its parameters
+cell, and where a value meets the machine (the device, the data, output and checkpoint paths) where it is used.
+Each gives one line naming the parameter, its value and what is accepted, and nothing is written."""
 
 from utils.checkpoints import LAST_CHECKPOINT, save_checkpoint
-from utils.config import PARAMETERS, ParameterError, check_params
-from utils.data import TensorLoader
-from utils.engine import make_optimizer
+from utils.config import PARAMETERS, ParameterError, check_params, make_output_dir
+from utils.data import TensorLoader, load_data
+from utils.datafiles import DataError
+from utils.engine import fit, make_optimizer, resolve_device
 from utils.models import get_model
 
 import pytest
@@ -35,7 +37,7 @@ def in_file(tmp_path):
     return str(tmp_path / "a_file" / "below")
 
 
-BAD = [  # (change to GOOD, expected text); a callable value gets (tmp_path, checkpoints folder)
+BAD = [  # (change to GOOD, expected text)
     (dict(model="s99"), "parameter model='s99' is invalid: expected one of s5, s6, s7, s7_tiny"),
     (dict(dataset="cifar10"), "parameter dataset='cifar10' is invalid: expected one of mnist, fashion_mnist"),
     (dict(model=None), "parameter model=None is invalid: expected one of"),
@@ -58,8 +60,8 @@ BAD = [  # (change to GOOD, expected text); a callable value gets (tmp_path, che
     (dict(clean_epochs=1.5), "parameter clean_epochs=1.5 is invalid: expected an integer >= 0"),
     (dict(subset=0), "parameter subset=0 is invalid: expected None or an integer in 1..60000"),
     (dict(subset=70_000), "parameter subset=70000 is invalid: expected None or an integer in 1..60000"),
-    (dict(warmup=0), "parameter warmup=0 is invalid: expected a fraction of the training steps, 0 < warmup < 1"),
-    (dict(warmup=1.5), "parameter warmup=1.5 is invalid: expected a fraction of the training steps"),
+    (dict(lr_warmup=0), "parameter lr_warmup=0 is invalid: expected a fraction of the training steps, 0 < lr_warmup"),
+    (dict(lr_warmup=1.5), "parameter lr_warmup=1.5 is invalid: expected a fraction of the training steps"),
     (dict(grad_clip=0), "parameter grad_clip=0 is invalid: expected None or a finite number > 0"),
     (dict(seed="one"), "parameter seed='one' is invalid: expected an integer"),
     (dict(rotation=-5), "parameter rotation=-5 is invalid: expected degrees, 0 <= rotation <= 180"),
@@ -72,26 +74,8 @@ BAD = [  # (change to GOOD, expected text); a callable value gets (tmp_path, che
     (dict(ema="0.999"), "parameter ema='0.999' is invalid: expected None or a decay per step"),
     (dict(validation="yes"), "parameter validation='yes' is invalid: expected True (train on the first 50,000"),
     (dict(subset=55_000, validation=True), "subset=55000 is invalid: expected None or an integer in 1..50000"),
-    (dict(resume=lambda t, c: str(c / LAST_CHECKPOINT), ema=None), "it differs in ema=0.999 there, None here"),
-    (dict(device="tpu"), "parameter device='tpu' is invalid: expected 'auto', 'cpu', 'cuda' or 'mps'"),
-    (dict(data_dir=lambda t, c: in_file(t)), "is invalid: expected a folder this user can write to"),
-    (dict(output_dir=lambda t, c: str(t / "a_file")), "is invalid: expected a folder path this user can write to"),
-    (dict(output_dir=lambda t, c: in_file(t)), "is invalid: expected a folder path this user can write to"),
-    (dict(resume=lambda t, c: str(t / "missing.pt")), "missing.pt does not exist; give the path of a .pt file"),
-    (dict(resume=lambda t, c: str(c / "junk.pt")), "junk.pt cannot be read"),
-    (dict(resume=lambda t, c: str(c / "final.pt")), "expected a last.pt written after an epoch"),
-    (dict(resume=lambda t, c: str(c / "finished.pt"), epochs=1), "it already has all 1 epochs"),
-    (dict(resume=lambda t, c: str(c / LAST_CHECKPOINT), lr=0.1), "it differs in lr=0.05 there, 0.1 here"),
-    (dict(resume=lambda t, c: str(c / LAST_CHECKPOINT), model="s5"), "it differs in model='s7' there, 's5' here"),
+    (dict(device="tpu"), "parameter device='tpu' is invalid: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
 ]
-if not torch.cuda.is_available():
-    BAD.append(
-        (
-            dict(device="cuda"),
-            "parameter device='cuda' is invalid: expected 'auto', 'cpu', 'cuda' or 'mps' "
-            "available on this machine (device='cuda' but CUDA is not available here",
-        )
-    )
 
 
 def files_under(*folders):
@@ -99,17 +83,59 @@ def files_under(*folders):
 
 
 @pytest.mark.parametrize("change,expected", BAD, ids=[f"{i}-{next(iter(c))}" for i, (c, _) in enumerate(BAD)])
-def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, checkpoints, change, expected):
-    (tmp_path / "a_file").write_text("a file where a folder is expected")
-    change = {k: v(tmp_path, checkpoints) if callable(v) else v for k, v in change.items()}
-    before = files_under(tmp_path, checkpoints)
+def test_bad_value_is_one_clear_line(change, expected):
     with pytest.raises(ParameterError) as err:
-        check_params({**GOOD, "output_dir": str(tmp_path / "out"), **change})
+        check_params({**GOOD, **change})
     message = str(err.value)
     assert expected in message and "\n" not in message
-    name = next(k for k in ("resume", "data_dir", "output_dir", *change) if k in change)
-    assert message.startswith(f"parameter {name}=")
-    assert files_under(tmp_path, checkpoints) == before  # no output folder, no half-written file
+    assert message.startswith(f"parameter {next(iter(change))}=")
+
+
+def tiny_loaders():
+    images, labels = torch.zeros(8, 28, 28, dtype=torch.uint8), torch.arange(8) % 10
+    return TensorLoader(images, labels, 4, "cpu"), TensorLoader(images, labels, 4, "cpu", split="test")
+
+
+RESUME = [  # (change to GOOD, the checkpoint to resume from, expected text)
+    (dict(), "missing.pt", "missing.pt does not exist; give the path of a .pt file"),
+    (dict(), "junk.pt", "junk.pt cannot be read"),
+    (dict(), "final.pt", "expected a last.pt written after an epoch"),
+    (dict(epochs=1), "finished.pt", "it already has all 1 epochs"),
+    (dict(lr=0.1), LAST_CHECKPOINT, "it differs in lr=0.05 there, 0.1 here"),
+    (dict(model="s5"), LAST_CHECKPOINT, "it differs in model='s7' there, 's5' here"),
+    (dict(ema=None), LAST_CHECKPOINT, "it differs in ema=0.999 there, None here"),
+]
+
+
+@pytest.mark.parametrize("change,name,expected", RESUME, ids=[r[2].split()[-1] for r in RESUME])
+def test_a_checkpoint_that_cannot_be_resumed_stops_fit_before_any_work(checkpoints, change, name, expected):
+    config = check_params({**GOOD, **change, "resume": str(checkpoints / name)}).as_dict()
+    model = get_model(config["model"])
+    before = files_under(checkpoints)
+    train, test = tiny_loaders()
+    with pytest.raises(ParameterError) as err:
+        fit(model, make_optimizer(model, "sgd", 0.05), train, test, epochs=config["epochs"], lr_warmup=0.2,
+            ema=config["ema"], checkpoint_dir=checkpoints, config=config, resume=config["resume"])  # fmt: skip
+    message = str(err.value)
+    assert message.startswith(f"parameter resume='{checkpoints / name}' is invalid: expected ") and "\n" not in message
+    assert expected in message
+    assert files_under(checkpoints) == before
+
+
+def test_paths_and_devices_this_machine_cannot_use_are_one_line_where_they_are_used(tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("a file where a folder is expected")
+    before = files_under(tmp_path)
+    for output_dir in (tmp_path / "a_file", in_file(tmp_path)):
+        with pytest.raises(
+            ParameterError, match=r"^parameter output_dir='.*' is invalid: expected a folder path this "
+        ):
+            make_output_dir(check_params({**GOOD, "output_dir": str(output_dir)}).output_dir)
+    with pytest.raises(DataError, match="give a data folder this user can write to$"):
+        load_data(check_params({**GOOD, "data_dir": in_file(tmp_path)}).data_dir)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ParameterError, match=r"^device='cuda' but CUDA is not available here; use device='auto'"):
+        resolve_device(check_params({**GOOD, "device": "cuda"}).device)
+    assert files_under(tmp_path) == before
 
 
 @pytest.mark.parametrize("name", PARAMETERS)

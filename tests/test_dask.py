@@ -11,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from utils.checkpoints import load_checkpoint
-from utils.sweep import run_sweep
 
 import pytest
 from conftest import without_timings
 from distributed import Client
+
+from runner.sweep import run_sweep
 
 pytestmark = pytest.mark.slow  # real trainings: make test runs them, make test-quick does not
 

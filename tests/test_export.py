@@ -1,16 +1,15 @@
 """The ONNX export against PyTorch, on all 10,000 test digits, run by onnxruntime."""
 
-import re
-
 from utils.data import make_loaders
 from utils.engine import predict
-from utils.execute import notebook_text
-from utils.export import COMMITTED_ONNX, export_onnx
+from utils.export import export_onnx
 
 import numpy as np
 import onnxruntime as ort
 import torch
 from test_engine import small_run
+
+from runner.evidence import COMMITTED_ONNX, committed_metrics
 
 
 def onnx_logits(path, images) -> np.ndarray:
@@ -33,9 +32,8 @@ def test_exported_model_predicts_what_pytorch_predicts_on_the_test_set(mnist_roo
 
 
 def test_committed_onnx_model_scores_the_committed_runs_final_accuracy(mnist_root):
-    """results/03_training.onnx comes from the committed 03 run (make notebooks): same accuracy, to the image."""
-    checkpoint = re.search(r"wrote \w+_acc(\d\.\d{4})\.pt", notebook_text("03_training"))  # accuracy, 4 decimals
-    final = float(checkpoint.group(1))
+    """results/03_training.onnx comes from the committed 03 run (make notebooks): its accuracy, to the image."""
+    final = committed_metrics()["final_test_acc"]
     _, test = make_loaders(mnist_root, 500, "cpu")
     correct = int((torch.from_numpy(onnx_logits(COMMITTED_ONNX, test.images)).argmax(1) == test.labels).sum())
     assert correct == round(final * 10_000)

@@ -15,7 +15,7 @@ FILES = [
 
 
 def fork(clone, *args):
-    return subprocess.run([sys.executable, "-m", "utils.fork", *args], cwd=clone, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "runner.fork", *args], cwd=clone, capture_output=True, text=True)
 
 
 def git(clone, *args):
@@ -25,7 +25,8 @@ def git(clone, *args):
 def test_fork_rewrites_badges_and_colab_urls_from_origin_then_from_an_argument(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    for name in [*FILES, "utils/fork.py"]:  # this checkout's versions, committed or not
+    for name in [*FILES, *(p.relative_to(ROOT) for p in (ROOT / "runner").glob("*.py"))]:  # this checkout's
+        (clone / name).parent.mkdir(exist_ok=True)  # versions, committed or not
         (clone / name).write_text((ROOT / name).read_text())
     git(clone, "commit", "-qam", "as in the checkout", "--allow-empty", "--author", "t <t@t>")
     old = sum((clone / name).read_text().count("OWNER/REPO") for name in FILES)

@@ -1,9 +1,10 @@
+from pathlib import Path
+
 from utils.config import ParameterError, check_params
 from utils.layers import receptive_field
 from utils.models import (
     MODELS,
     Normalize,
-    conv_bn,
     count_params,
     get_model,
     is_recipe_run,
@@ -15,14 +16,10 @@ from utils.models import (
 import papermill as pm
 import pytest
 import torch
-from conftest import TRAINING_NOTEBOOK
 from torch import nn
 
 NAMES = list_models()
-
-
-def test_registry_lists_the_four_models():
-    assert NAMES == ["s5", "s6", "s7", "s7_tiny"]
+TRAINING_NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_training.ipynb"
 
 
 def test_unknown_model_names_the_valid_ones():
@@ -39,7 +36,7 @@ def test_parameter_budget(name, budget):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("batch", [1, 32, 64, 128])
+@pytest.mark.parametrize("batch", [1, 64])
 def test_28x28_in_10_logits_out(name, batch):
     assert get_model(name).eval()(torch.rand(batch, 1, 28, 28)).shape == (batch, 10)
 
@@ -54,35 +51,12 @@ def test_every_parameter_gets_a_nonzero_gradient(name):
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_uses_batchnorm_global_pooling_and_a_small_head(name):
-    kinds = [type(m) for m in get_model(name).modules()]
-    assert nn.BatchNorm2d in kinds and nn.AdaptiveAvgPool2d in kinds
-    assert (nn.Dropout in kinds) == (name != "s7_tiny")  # the <5k model trains without dropout
-    linears = [m for m in get_model(name).modules() if isinstance(m, nn.Linear)]
-    assert len(linears) == 1 and linears[0].in_features <= 32
-
-
 def test_normalisation_is_a_buffer_not_a_parameter():
     model = get_model("s7")
     norm = model[0]
     assert isinstance(norm, Normalize)
     assert {"0.mean", "0.std"} <= set(dict(model.named_buffers()))
     assert not any(name.startswith("0.") for name, _ in model.named_parameters())
-
-
-def test_pooling_before_the_relu_is_the_same_function_and_gradient_as_after_it():
-    torch.manual_seed(0)
-    block = conv_bn(3, 8, pool=True)
-    conv, bn = block[0], block[1]
-    x = torch.randn(16, 3, 12, 12)
-    pooled_first = block(x)
-    grad_first = torch.autograd.grad(pooled_first.square().sum(), conv.weight)[0]
-    relu_first = nn.functional.max_pool2d(
-        torch.relu(nn.functional.batch_norm(conv(x), None, None, bn.weight, bn.bias, training=True)), 2
-    )
-    grad_relu_first = torch.autograd.grad(relu_first.square().sum(), conv.weight)[0]
-    assert torch.equal(pooled_first, relu_first) and torch.equal(grad_first, grad_relu_first)
 
 
 def test_receptive_field_grows_with_convs_and_pooling():
@@ -122,3 +96,14 @@ def test_recipe_file_is_a_valid_papermill_parameters_file_for_its_model(name):
     r = recipe(name)
     assert r["model"] == name and set(r) <= set(pm.inspect_notebook(TRAINING_NOTEBOOK))
     assert is_recipe_run(check_params({**r, "seed": 1, "device": "cpu"}).as_dict())
+
+
+def test_a_run_is_the_recipe_run_only_with_every_recipe_value_all_data_and_the_test_set():
+    """Only then must the notebook's target hold (its last cell asserts it); any other run reports it."""
+    config = check_params({**recipe("s7"), "device": "cpu"}).as_dict()
+    assert is_recipe_run(config)
+    changed = {"epochs": 14, "lr": 0.05, "rotation": 0.0, "ema": None, "seed": 1}  # seed: not part of a recipe
+    for name, value in changed.items():
+        assert is_recipe_run({**config, name: value}) == (name == "seed"), name
+    for name, value in {"subset": 1000, "validation": True, "dataset": "fashion_mnist"}.items():
+        assert not is_recipe_run({**config, name: value}), name

@@ -15,7 +15,7 @@ def test_s5_one_epoch_reaches_95_train_and_98_5_test(mnist_root):
     train, test = make_loaders(mnist_root, r["batch_size"], "cpu", Augment(r["rotation"], r["translate"]), seed=1)
     model = get_model("s5")
     history = fit(
-        model, make_optimizer(model, r["optimizer"], r["lr"]), train, test, epochs=r["epochs"], warmup=r["warmup"]
+        model, make_optimizer(model, r["optimizer"], r["lr"]), train, test, epochs=r["epochs"], lr_warmup=r["lr_warmup"]
     )
     print(history)
     assert r["epochs"] == 1

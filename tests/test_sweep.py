@@ -3,16 +3,17 @@ import json
 import os
 from pathlib import Path
 
-from utils import runs, sweep
 from utils.config import PARAMETERS, check_params
-from utils.grid import expand_grid
 from utils.numerics import THREAD_VARIABLES
-from utils.reports import seeds_report, write_summary
-from utils.sweep import main, run_sweep
 
 import nbformat
 import pytest
 import yaml
+
+from runner import runs, sweep
+from runner.grid import expand_grid
+from runner.reports import seeds_report, write_summary
+from runner.sweep import main, run_sweep
 
 
 def test_grid_expands_lists_and_shares_scalars():

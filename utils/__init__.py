@@ -1,5 +1,5 @@
-"""MNIST small-CNN course project: what the notebooks call (data, models, training, plots, checkpoints, export)
-and the commands around them (sweeps, the site, make run). First of all, the portable CPU numerics (`numerics`):
-import utils before torch."""
+"""MNIST small-CNN course project: what the notebooks import to design, augment and train (data, models, the
+training loop, checkpoints, parameters, plots, export). First of all, the portable CPU numerics (`numerics`):
+import utils before torch. What runs and publishes the notebooks is the `runner` package."""
 
 from . import numerics  # noqa: F401  (sets the environment before torch loads)

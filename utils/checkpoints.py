@@ -20,11 +20,11 @@ class CheckpointError(UserError, ValueError):
 
 
 def save_checkpoint(
-    out_dir, config, model, optimizer, history, name=None, scheduler=None, train_loader=None, averaged=None
+    out_dir, config, model, optimizer, history, name=None, scheduler=None, train_loader=None, ema_model=None
 ) -> Path:
     """Atomically save weights, optimizer, history and parameters as `name` (default `<model>_acc<accuracy>.pt`);
     with the scheduler and train loader also their states and the RNG states, which `fit(resume=...)` needs.
-    `model` holds the evaluated weights: with `averaged` (fit's weight average) those are the averaged ones, and the
+    `model` holds the evaluated weights: with `ema_model` (fit's EMA of the weights) those are the EMA's, and the
     trained weights and the average's state are saved besides, for resuming."""
     last, split = history[-1], eval_split(history)
     if not all(math.isfinite(last[k]) for k in ("train_loss", f"{split}_loss", f"{split}_acc")):
@@ -34,10 +34,10 @@ def save_checkpoint(
         params=config,
         epoch=len(history),
         history=history,
-        model=(model if averaged is None else averaged.module).state_dict(),
+        model=(model if ema_model is None else ema_model.module).state_dict(),
         optimizer=optimizer.state_dict(),
-        trained=None if averaged is None else model.state_dict(),
-        averaged=None if averaged is None else averaged.state_dict(),
+        trained=None if ema_model is None else model.state_dict(),
+        ema_model=None if ema_model is None else ema_model.state_dict(),
         scheduler=None if scheduler is None else scheduler.state_dict(),
         rng=dict(
             torch=torch.get_rng_state(),
@@ -103,18 +103,18 @@ def _last_line(err: Exception) -> str:
     return (lines[-1] if lines else type(err).__name__)[:200]
 
 
-def restore(ckpt, model, optimizer, scheduler, train_loader, averaged=None) -> list[dict]:
+def restore(ckpt, model, optimizer, scheduler, train_loader, ema_model=None) -> list[dict]:
     """Put weights (and their average), optimizer, schedule and random-number states back to where `ckpt` stopped;
     returns its history."""
     if ckpt.get("scheduler") is None:
         raise CheckpointError(f"the checkpoint has no training state to resume from; use {LAST_CHECKPOINT}")
-    if (averaged is None) != (ckpt.get("averaged") is None):
+    if (ema_model is None) != (ckpt.get("ema_model") is None):
         raise CheckpointError("the checkpoint was written with ema set differently; resume with the same ema")
-    if averaged is None:
+    if ema_model is None:
         model.load_state_dict(ckpt["model"])
     else:
         model.load_state_dict(ckpt["trained"])
-        averaged.load_state_dict(ckpt["averaged"])
+        ema_model.load_state_dict(ckpt["ema_model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     torch.set_rng_state(ckpt["rng"]["torch"])

@@ -1,20 +1,18 @@
-"""The training parameters (`TrainParams`: names, types, defaults, checks), the check every notebook makes of
-what papermill passed it, the project's one-line command-line errors, and where a run writes its files."""
+"""The training parameters (`TrainParams`: names, types, defaults, and a table of the values each accepts), the
+check every notebook makes of what papermill passed it, and where a run writes its files."""
 
-import argparse
 import ast
 import difflib
 import itertools
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .checkpoints import resume_problem
 from .data import VALIDATION_IMAGES
-from .datafiles import RAW_MD5, REPO_ROOT, bad_raw_files, raw_dir
-from .engine import resolve_device
+from .datafiles import RAW_MD5, REPO_ROOT
 from .errors import ParameterError
 from .models import list_models
 
@@ -22,18 +20,7 @@ TRAIN_IMAGES = 60_000
 OPTIMIZERS = ("sgd", "adam")
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse for this project's commands: a bad command line is one line naming the problem (no usage block)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _fail(name, value, accepted):
-    raise ParameterError(f"parameter {name}={value!r} is invalid: expected {accepted}")
-
-
-def _is_int(v):
+def _integer(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -41,15 +28,66 @@ def _number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _positive_number(v):
+def _one_of(*values):
+    return lambda v: isinstance(v, str) and v in values, f"one of {', '.join(values)}"
+
+
+def _path(v):
+    return v is None or isinstance(v, (str, os.PathLike))
+
+
+def _optional(accepts):
+    return lambda v: v is None or accepts(v)
+
+
+def _positive(v):
     return _number(v) and v > 0
+
+
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+RULES = {  # parameter -> (accepts(value), what it accepts); the limits that depend on other parameters: _limits
+    "dataset": _one_of(*RAW_MD5),
+    "model": _one_of(*list_models()),
+    "epochs": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "batch_size": (_integer, "an integer (images per step)"),
+    "lr": (_positive, "a finite number > 0"),
+    "optimizer": _one_of(*OPTIMIZERS),
+    "weight_decay": (lambda v: _number(v) and v >= 0, "a finite number >= 0 (0 turns it off)"),
+    "lr_warmup": (lambda v: _number(v) and 0 < v < 1, "a fraction of the training steps, 0 < lr_warmup < 1"),
+    "grad_clip": (_optional(_positive), "None or a finite number > 0 (the largest gradient norm)"),
+    "seed": (_integer, "an integer"),
+    "device": (lambda v: isinstance(v, str) and DEVICE.fullmatch(v), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    "rotation": (lambda v: _number(v) and 0 <= v <= 180, "degrees, 0 <= rotation <= 180"),
+    "translate": (lambda v: _number(v) and 0 <= v < 0.5, "a fraction of the image size, 0 <= translate < 0.5"),
+    "erase": (lambda v: _number(v) and 0 <= v <= 1, "a probability, 0 <= erase <= 1"),
+    "label_smoothing": (lambda v: _number(v) and 0 <= v < 1, "a fraction, 0 <= label_smoothing < 1 (0 turns it off)"),
+    "ema": (_optional(lambda v: _number(v) and 0 < v < 1), "None or a decay per step, 0 < ema < 1 (e.g. 0.999)"),
+    "ema_warmup": (lambda v: isinstance(v, bool), "True (the average's decay starts low) or False"),
+    "clean_epochs": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (the last epochs, without augmentation)"),
+    "validation": (
+        lambda v: isinstance(v, bool),
+        "True (train on the first 50,000 images, score on the rest) or False",
+    ),
+    "data_dir": (_path, "None or a folder path"),
+    "subset": (_optional(_integer), "None or an integer (the first N training images)"),
+    "output_dir": (_path, "None or a folder path"),
+    "resume": (_path, "None or the path of a last.pt"),
+}
+FLOATS = ("lr", "weight_decay", "lr_warmup", "rotation", "translate", "erase", "label_smoothing", "ema")
+
+
+def _fail(name, value, accepted):
+    raise ParameterError(f"parameter {name}={value!r} is invalid: expected {accepted}")
 
 
 @dataclass(frozen=True)
 class TrainParams:
     """The parameters of 03_training.ipynb, written once: names, types, defaults (the notebook's, `s7`'s recipe)
-    and checks. Creating one checks every value: a bad one raises ParameterError naming it and what is
-    accepted, before any work. metrics.json, checkpoints, resume and the sweep's names all come from here."""
+    and, in RULES, the values each accepts. Creating one checks every value, without touching a file or a device:
+    a bad one raises ParameterError naming it and what is accepted, before any work. (Where a value meets the
+    machine, it is checked where it is used: the device by `engine.resolve_device`, data_dir by `prepare_data`,
+    output_dir by `make_output_dir`, resume by `fit`.) metrics.json, checkpoints, resume and the sweep's names
+    all come from here."""
 
     dataset: str = "mnist"
     model: str = "s7"
@@ -58,10 +96,10 @@ class TrainParams:
     lr: float = 0.1
     optimizer: str = "sgd"
     weight_decay: float = 0.0
-    warmup: float = 0.2
+    lr_warmup: float = 0.2
     grad_clip: float | None = None
     seed: int = 1
-    device: str = "auto"  # resolved: "auto" becomes the device picked
+    device: str = "auto"
     rotation: float = 7.0
     translate: float = 0.05
     erase: float = 0.0
@@ -76,101 +114,35 @@ class TrainParams:
     resume: str | None = None
 
     def __post_init__(self):
-        if not isinstance(self.dataset, str) or self.dataset not in RAW_MD5:
-            _fail("dataset", self.dataset, f"one of {', '.join(RAW_MD5)}")
-        if not isinstance(self.model, str) or self.model not in list_models():
-            _fail("model", self.model, f"one of {', '.join(list_models())}")
-        if not _is_int(self.epochs) or self.epochs < 1:
-            _fail("epochs", self.epochs, "an integer >= 1")
-        if not isinstance(self.validation, bool):
-            _fail(
-                "validation",
-                self.validation,
-                "True (train on the first 50,000 images, score on the last 10,000) or False",
-            )
+        for name, (accepts, accepted) in RULES.items():
+            if not accepts(getattr(self, name)):
+                _fail(name, getattr(self, name), accepted)
+        self._limits()
+        for name in FLOATS:  # 1 and 1.0 are one run: recorded as floats
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, float(getattr(self, name)))
+        if self.resume is not None and self.output_dir is None:
+            object.__setattr__(self, "output_dir", str(Path(self.resume).parent))
+        for name in ("data_dir", "output_dir", "resume"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, str(getattr(self, name)))
+
+    def _limits(self):
+        """The limits that depend on other parameters: how many images there are to train on, and steps."""
         available = TRAIN_IMAGES - VALIDATION_IMAGES * self.validation
-        if self.subset is not None and (not _is_int(self.subset) or not 1 <= self.subset <= available):
+        if self.subset is not None and not 1 <= self.subset <= available:
             _fail("subset", self.subset, f"None or an integer in 1..{available}")
         n_train = self.subset or available
-        if not _is_int(self.batch_size) or not 1 <= self.batch_size <= n_train:
+        if not 1 <= self.batch_size <= n_train:
             _fail("batch_size", self.batch_size, f"an integer in 1..{n_train} (the number of training images)")
         batches = math.ceil(n_train / self.batch_size)
         if self.epochs * batches < 3:
             _fail(
                 "epochs",
                 self.epochs,
-                f"at least 3 training steps in all (here {self.epochs} x {batches} batches "
-                f"of {self.batch_size}); raise epochs or subset, or lower batch_size",
+                f"at least 3 training steps in all (here {self.epochs} x {batches} batches of {self.batch_size}); "
+                "raise epochs or subset, or lower batch_size",
             )
-        if not _positive_number(self.lr):
-            _fail("lr", self.lr, "a finite number > 0")
-        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
-            _fail("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
-        if not _positive_number(self.warmup) or self.warmup >= 1:
-            _fail("warmup", self.warmup, "a fraction of the training steps, 0 < warmup < 1")
-        if self.grad_clip is not None and not _positive_number(self.grad_clip):
-            _fail("grad_clip", self.grad_clip, "None or a finite number > 0 (the largest gradient norm)")
-        if not (_number(self.weight_decay) and self.weight_decay >= 0):
-            _fail("weight_decay", self.weight_decay, "a finite number >= 0 (0 turns it off)")
-        if not (_number(self.label_smoothing) and 0 <= self.label_smoothing < 1):
-            _fail("label_smoothing", self.label_smoothing, "a fraction, 0 <= label_smoothing < 1 (0 turns it off)")
-        if self.ema is not None and not (_number(self.ema) and 0 < self.ema < 1):
-            _fail("ema", self.ema, "None or a decay per step, 0 < ema < 1 (e.g. 0.999)")
-        if not isinstance(self.ema_warmup, bool):
-            _fail("ema_warmup", self.ema_warmup, "True (the average's decay starts low) or False")
-        if not _is_int(self.clean_epochs) or self.clean_epochs < 0:
-            _fail("clean_epochs", self.clean_epochs, "an integer >= 0 (the last epochs, trained without augmentation)")
-        if not _is_int(self.seed):
-            _fail("seed", self.seed, "an integer")
-        if not (_number(self.rotation) and 0 <= self.rotation <= 180):
-            _fail("rotation", self.rotation, "degrees, 0 <= rotation <= 180")
-        if not (_number(self.translate) and 0 <= self.translate < 0.5):
-            _fail("translate", self.translate, "a fraction of the image size, 0 <= translate < 0.5")
-        if not (_number(self.erase) and 0 <= self.erase <= 1):
-            _fail("erase", self.erase, "a probability, 0 <= erase <= 1")
-        try:
-            device = str(resolve_device(self.device))
-        except ValueError as err:
-            _fail("device", self.device, f"'auto', 'cpu', 'cuda' or 'mps' available on this machine ({err})")
-        if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
-            _fail("data_dir", self.data_dir, "None or a folder path")
-        if (
-            self.data_dir is not None
-            and bad_raw_files(raw_dir(self.data_dir, self.dataset), self.dataset)
-            and not _writable(self.data_dir)
-        ):
-            _fail(
-                "data_dir",
-                self.data_dir,
-                f"a folder this user can write to (the {self.dataset} files are not there yet)",
-            )
-        for name in ("output_dir", "resume"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), (str, os.PathLike)):
-                _fail(name, getattr(self, name), "None or a path")
-        if self.output_dir is not None and not _writable(self.output_dir):
-            _fail("output_dir", self.output_dir, "a folder path this user can write to (not an existing file)")
-        output_dir = (
-            Path(self.resume).parent if self.resume is not None and self.output_dir is None else self.output_dir
-        )
-        normal = dict(
-            lr=float(self.lr),
-            warmup=float(self.warmup),
-            device=device,
-            rotation=float(self.rotation),
-            translate=float(self.translate),
-            erase=float(self.erase),
-            label_smoothing=float(self.label_smoothing),
-            weight_decay=float(self.weight_decay),
-            ema=None if self.ema is None else float(self.ema),
-        )
-        paths = {
-            k: None if v is None else str(v)
-            for k, v in dict(data_dir=self.data_dir, output_dir=output_dir, resume=self.resume).items()
-        }
-        for name, value in {**normal, **paths}.items():
-            object.__setattr__(self, name, value)
-        if self.resume is not None and (problem := resume_problem(self.resume, asdict(self))):
-            _fail("resume", self.resume, problem)
 
     def as_dict(self) -> dict:
         """Every parameter by name: what metrics.json, checkpoints and TensorBoard record."""
@@ -189,6 +161,7 @@ ALIASES = {  # names other frameworks use -> ours, for "did you mean"
     "smoothing": "label_smoothing",
     "random_seed": "seed",
     "out_dir": "output_dir",
+    "warmup": "lr_warmup",
 }
 
 
@@ -226,14 +199,6 @@ def check_params(namespace, notebook: str = "03_training") -> TrainParams:
     return TrainParams(**{name: namespace[name] for name in PARAMETERS if name in namespace})
 
 
-def _writable(folder) -> bool:
-    """Whether `folder` is, or can be created as, a directory this process may write to."""
-    path = Path(folder).absolute()
-    while not path.exists():
-        path = path.parent
-    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
-
-
 def runs_dir() -> Path:
     """Where run folders go: $RUNS_DIR if set (the tests set a temporary folder), else runs/ at the repo root."""
     return Path(os.environ.get("RUNS_DIR") or REPO_ROOT / "runs")
@@ -245,7 +210,10 @@ def make_output_dir(output_dir=None, prefix: str = "") -> Path:
     gets `-2`, `-3`, ..., so runs started together never write into one folder."""
     if output_dir is not None:
         path = Path(output_dir)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            _fail("output_dir", str(output_dir), f"a folder path this user can write to ({err.strerror})")
         return path
     runs_dir().mkdir(parents=True, exist_ok=True)
     stamp = f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}"

@@ -1,5 +1,5 @@
-"""Training and evaluation: the device, `train_epoch`, `predict`/`evaluate`, the weight average, `fit` (resumable;
-one printed line per epoch) and what metrics.json records of a run."""
+"""Training and evaluation: the device, `train_step` and `train_epoch`, `predict`/`evaluate`, the EMA of the weights,
+`fit` (resumable; one printed line per epoch) and what metrics.json records of a run."""
 
 import random
 import re
@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import numerics
-from .checkpoints import LAST_CHECKPOINT, read_checkpoint, restore, save_checkpoint
-from .errors import UserError
-from .models import accuracies, eval_split
+from .checkpoints import LAST_CHECKPOINT, read_checkpoint, restore, resume_problem, save_checkpoint
+from .errors import ParameterError, UserError
+from .models import accuracies, count_params, eval_split
 
 SYNC_EVERY = 25  # batches between progress-bar updates (each one waits for the device)
 
@@ -23,15 +23,15 @@ class TrainingDiverged(UserError, RuntimeError):
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; an explicit device must exist."""
+    """'auto' picks cuda, then mps, then cpu; an explicit device must exist here (else ParameterError)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     if not isinstance(name, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
-        raise ValueError(f"device={name!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
+        raise ParameterError(f"device={name!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but CUDA is not available here; use device='auto' or 'cpu'")
+        raise ParameterError(f"device={name!r} but CUDA is not available here; use device='auto' or 'cpu'")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device='mps' but MPS is not available here; use device='auto' or 'cpu'")
+        raise ParameterError("device='mps' but MPS is not available here; use device='auto' or 'cpu'")
     return torch.device(name)
 
 
@@ -85,33 +85,45 @@ def make_optimizer(model, name: str, lr: float, weight_decay: float = 0.0):
     raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'")
 
 
+def train_step(model, x, y, optimizer, scheduler, scaler, *, grad_clip=None, label_smoothing=0.0, ema_model=None):
+    """One training step on the batch (x, y); returns (loss, logits). With the scaler on (CUDA), the forward pass
+    runs in mixed precision and a step whose gradients are not finite is skipped."""
+    amp_dtype = torch.float16 if x.device.type == "cuda" else torch.bfloat16
+    with torch.autocast(x.device.type, dtype=amp_dtype, enabled=scaler.is_enabled()):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    if ema_model is not None:
+        ema_model.update_parameters(model)
+    return loss, logits
+
+
 def train_epoch(
-    model, loader, optimizer, scheduler, scaler, *, grad_clip=None, label_smoothing=0.0, averaged=None, desc="train"
+    model, loader, optimizer, scheduler, scaler, *, grad_clip=None, label_smoothing=0.0, ema_model=None, desc="train"
 ):
-    """One pass over `loader`; returns (mean loss, accuracy). `averaged` (an AveragedModel) is updated after every
-    step. Raises TrainingDiverged on a NaN/inf loss."""
+    """`train_step` over `loader`; returns (mean loss, accuracy). Raises TrainingDiverged on a NaN/inf loss."""
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     first_bad = torch.full((), -1, device=device)
     seen = 0
-    # live in Jupyter and the terminal; cleared at the end, so a saved notebook keeps only fit's line per epoch
-    bar = tqdm(loader, desc=desc, mininterval=1.0, dynamic_ncols=False, ncols=100, file=sys.stdout, leave=False)
+    # A bar redraws in place in Jupyter and a terminal, and is cleared at the end: a saved notebook keeps only
+    # fit's line per epoch. Into a log (`make run > log`, CI) there is no bar: runner.execute sets TQDM_DISABLE=1.
+    quiet = {} if sys.stdout.isatty() or "ipykernel" in sys.modules else {"disable": True}
+    bar = tqdm(loader, desc=desc, mininterval=1.0, ncols=100, file=sys.stdout, leave=False, **quiet)
     for i, (x, y) in enumerate(bar):
-        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        if averaged is not None:
-            averaged.update_parameters(model)
+        loss, logits = train_step(
+            model, x, y, optimizer, scheduler, scaler, grad_clip=grad_clip, label_smoothing=label_smoothing,
+            ema_model=ema_model,
+        )  # fmt: skip
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i, first_bad)
         loss_sum += loss.detach().float() * len(y)
         correct += (logits.argmax(1) == y).sum()
@@ -143,26 +155,26 @@ def evaluate(model, loader):
     return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
 
-def warm_ema(decay: float):
+def ema_update(decay: float):
     """An EMA update whose decay warms up: min(decay, (1 + t) / (10 + t)) after t updates (as TensorFlow's and timm's
-    EMA do), so the average forgets the random initial weights within the first epoch instead of over thousands of
+    EMA do), so the EMA forgets the random initial weights within the first epoch instead of over thousands of
     steps. For torch's AveragedModel (multi_avg_fn); its update count is part of the checkpoint."""
 
     @torch.no_grad()
-    def update(averaged, current, updates):
+    def update(ema, current, updates):
         keep = torch.clamp((1 + updates) / (10 + updates), max=decay)
-        if torch.is_floating_point(averaged[0]):
-            torch._foreach_lerp_(averaged, current, [(1 - keep).to(averaged[0].dtype)] * len(averaged))
+        if torch.is_floating_point(ema[0]):
+            torch._foreach_lerp_(ema, current, [(1 - keep).to(ema[0].dtype)] * len(ema))
         else:  # BatchNorm's batch counters
-            torch._foreach_copy_(averaged, current)
+            torch._foreach_copy_(ema, current)
 
     return update
 
 
-def weight_average(model, decay, warmup=True):
-    """An exponential moving average of the weights and the BatchNorm statistics, updated every step; with `warmup`,
-    its decay starts low (`warm_ema`)."""
-    update = warm_ema(decay) if warmup else torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+def make_ema(model, decay, warm_up=True):
+    """The EMA: an exponential moving average of the weights and the BatchNorm statistics, updated every step; with
+    `warm_up`, its decay starts low (`ema_update`)."""
+    update = ema_update(decay) if warm_up else torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
     return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
@@ -173,7 +185,7 @@ def fit(
     eval_loader,
     *,
     epochs: int,
-    warmup: float,
+    lr_warmup: float,
     grad_clip=None,
     label_smoothing=0.0,
     ema=None,
@@ -184,31 +196,34 @@ def fit(
     resume=None,
     on_epoch=None,
 ):
-    """Train for `epochs` with OneCycle: lr rises to the optimizer's lr over the first `warmup` fraction of the
+    """Train for `epochs` with OneCycle: lr rises to the optimizer's lr over the first `lr_warmup` fraction of the
     steps, then anneals; evaluates on `eval_loader` (test or validation split) after each epoch; returns the
     per-epoch history.
 
     With `ema` (a decay such as 0.999) an exponential moving average of the weights is kept (its decay warmed up
-    unless `ema_warmup` is False: `warm_ema`); the averaged weights are the ones evaluated, and `model` holds them
+    unless `ema_warmup` is False: `ema_update`); the EMA's weights are the ones evaluated, and `model` holds them
     when `fit` returns. The last `clean_epochs` epochs (all of them if there are fewer) train on the images as they
     are: `train_loader`'s augmentation is off for them.
 
     With `checkpoint_dir` (and the run's `config`), `last.pt` is saved there after every epoch; `resume` (the
-    path of such a file) continues that run where it stopped, with the same numbers as an uninterrupted run.
+    path of such a file) continues that run where it stopped, with the same numbers as an uninterrupted run; a
+    file that cannot be resumed with `config` raises ParameterError before any work.
     `on_epoch(row)` is called with each epoch's history row (e.g. `tracking.TensorBoardLog.epoch`).
     """
+    if resume is not None and (problem := resume_problem(resume, config)):
+        raise ParameterError(f"parameter resume={resume!r} is invalid: expected {problem}")
     device = next(model.parameters()).device
     max_lr = optimizer.param_groups[0]["lr"]
     steps = epochs * len(train_loader)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(  # OneCycle divides by (warm-up steps - 1): keep >= 2 of them
-        optimizer, max_lr=max_lr, total_steps=steps, pct_start=max(warmup, 2 / steps)
+        optimizer, max_lr=max_lr, total_steps=steps, pct_start=max(lr_warmup, 2 / steps)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")  # AMP on CUDA only
-    averaged = None if ema is None else weight_average(model, ema, ema_warmup)
+    ema_model = None if ema is None else make_ema(model, ema, ema_warmup)
     history = (
         []
         if resume is None
-        else restore(read_checkpoint(resume, device), model, optimizer, scheduler, train_loader, averaged)
+        else restore(read_checkpoint(resume, device), model, optimizer, scheduler, train_loader, ema_model)
     )
     for row in history:  # a resumed run shows the epochs it continues from too
         print(epoch_line(row, epochs), flush=True)
@@ -226,11 +241,11 @@ def fit(
                 scaler,
                 grad_clip=grad_clip,
                 label_smoothing=label_smoothing,
-                averaged=averaged,
+                ema_model=ema_model,
                 desc=desc,
             )
         train_seconds = time.perf_counter() - start
-        eval_loss, eval_acc = evaluate(model if averaged is None else averaged.module, eval_loader)
+        eval_loss, eval_acc = evaluate(model if ema_model is None else ema_model.module, eval_loader)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -245,12 +260,12 @@ def fit(
         print(epoch_line(row, epochs), flush=True)
         if checkpoint_dir is not None:
             save_checkpoint(
-                checkpoint_dir, config, model, optimizer, history, LAST_CHECKPOINT, scheduler, train_loader, averaged
+                checkpoint_dir, config, model, optimizer, history, LAST_CHECKPOINT, scheduler, train_loader, ema_model
             )
         if on_epoch is not None:
             on_epoch(row)
-    if averaged is not None:
-        model.load_state_dict(averaged.module.state_dict())
+    if ema_model is not None:
+        model.load_state_dict(ema_model.module.state_dict())
     return history
 
 
@@ -263,13 +278,16 @@ def epoch_line(row: dict, epochs: int) -> str:
     )
 
 
-def run_metrics(config, n_params, history, checkpoint) -> dict:
-    """What a training run writes to metrics.json: its checked parameters and results (accuracies as fractions,
-    named after the split evaluated: `best_test_acc`, or `best_val_acc` for a run with a validation split)."""
+def run_metrics(config, model, history, checkpoint) -> dict:
+    """What a training run writes to metrics.json: its checked parameters (with the device it ran on) and results
+    (accuracies as fractions, named after the split evaluated: `best_test_acc`, or `best_val_acc` for a run with a
+    validation split)."""
     split, acc = eval_split(history), accuracies(history)
+    device = next(model.parameters()).device
     return {
         **config,
-        "params": n_params,
+        "device": str(device),
+        "params": count_params(model),
         "epochs": len(history),
         "history": history,
         f"best_{split}_acc": max(acc),
@@ -277,5 +295,5 @@ def run_metrics(config, n_params, history, checkpoint) -> dict:
         "train_seconds": sum(h["train_seconds"] for h in history),
         "seconds": sum(h["seconds"] for h in history),
         "checkpoint": str(checkpoint),
-        "machine": machine_kind(config["device"]),
+        "machine": machine_kind(device),
     }

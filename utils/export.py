@@ -8,10 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .datafiles import REPO_ROOT
 from .files import atomic_write
-
-COMMITTED_ONNX = REPO_ROOT / "results" / "03_training.onnx"  # the committed 03 run's model (make notebooks)
 
 
 def export_onnx(model: torch.nn.Module, path) -> Path:

@@ -39,7 +39,7 @@ def classifier(*blocks, channels):
     return nn.Sequential(Normalize(), *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
 
 
-# Dropout sits after the pooling, where activations are 4x smaller: at full resolution it costs ~30% of a CPU step.
+# Dropout sits after the pooling, where there are 4x fewer activations to mask than at full resolution.
 
 
 def s5(dropout=0.05):
@@ -120,7 +120,8 @@ def last3_min(history) -> float:
 
 @dataclass(frozen=True)
 class Target:
-    """What a model promises: `measure(history) >= bar` within `max_epochs`, and `min_train_acc` after epoch 1."""
+    """What a model promises: `measure(history) >= bar` within `max_epochs`, and `min_train_acc` after epoch 1. The
+    promise is for the test set; a run with a validation split is measured the same way there."""
 
     text: str
     measure: Callable[[list[dict]], float]
@@ -144,16 +145,14 @@ class ModelSpec:
     target: Target
 
 
-LAST3 = Target("test accuracy >= 99.4% on each of the last 3 epochs, at most 15 epochs", last3_min, 0.994, 15, 3)
+LAST3 = Target("accuracy >= 99.4% on each of the last 3 epochs, at most 15 epochs", last3_min, 0.994, 15, 3)
 MODELS = {  # each model's training recipe, the parameters chosen for its target, is recipes/<name>.yaml
     "s5": ModelSpec(
         s5,
         25_000,
-        Target(
-            "after 1 epoch: train accuracy >= 95% and test accuracy >= 98.5%", first_epoch, 0.985, 1, min_train_acc=0.95
-        ),
+        Target("after 1 epoch: accuracy >= 98.5%, >= 95% on the training batches", first_epoch, 0.985, 1, 1, 0.95),
     ),
-    "s6": ModelSpec(s6, 20_000, Target("test accuracy >= 99.4% within 20 epochs", best_epoch, 0.994, 20)),
+    "s6": ModelSpec(s6, 20_000, Target("accuracy >= 99.4% within 20 epochs", best_epoch, 0.994, 20)),
     "s7": ModelSpec(s7, 8_000, LAST3),
     "s7_tiny": ModelSpec(s7_tiny, 5_000, LAST3),
 }

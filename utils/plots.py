@@ -11,11 +11,12 @@ from .models import eval_split
 DIGITS = [str(d) for d in range(10)]  # MNIST's class names; `utils.data.class_names` gives any dataset's
 
 
-def _save(fig, path) -> plt.Figure:
+def save_figure(fig, path) -> plt.Figure:
+    """Save `fig` as a PNG at `path` (if given) and close it; returned, so a notebook shows it once."""
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)  # returned, not left open: shown once inline, no figures pile up in scripts
+    plt.close(fig)  # no figures pile up in scripts
     return fig
 
 
@@ -29,7 +30,7 @@ def _digit_grid(images, titles, ncols, title=None, path=None):
         ax.set_title(t, fontsize=8)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_augmentations(images, augment, generator, n_versions=3, path=None, title=None):
@@ -71,11 +72,11 @@ def plot_curves(history, path=None, bar=None):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in (ax_loss, ax_acc, ax_zoom):
         ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_misclassified(images, logits, labels, n=30, path=None, classes=DIGITS):
-    """The first `n` misclassified test images with predicted and true class names."""
+    """The first `n` misclassified images of the evaluated split, with predicted and true class names."""
     pred = logits.argmax(1)
     wrong = (pred != labels).nonzero().flatten()[:n].cpu()
     imgs = images[wrong.to(images.device)].float() / 255 if images.dtype == torch.uint8 else images[wrong]
@@ -104,53 +105,4 @@ def plot_confusion(logits, labels, path=None, classes=DIGITS):
     ax.set_ylabel("true")
     ax.set_title("confusion matrix (colour: errors only)")
     fig.colorbar(im, ax=ax)
-    return _save(fig, path)
-
-
-def plot_sweep(rows, path=None):
-    """A sweep's runs: accuracy per epoch (one line per run) and each run's final accuracy (test or validation)."""
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(13, 4), gridspec_kw=dict(width_ratios=[3, 2]), layout="constrained"
-    )
-    for r in rows:
-        left.plot(
-            [h["epoch"] for h in r["history"]],
-            [100 * h[f"{r['scored_on']}_acc"] for h in r["history"]],
-            marker=".",
-            label=r["run"],
-        )
-    left.set(xlabel="epoch", ylabel="accuracy (%)", title="test (or validation) accuracy per epoch")
-    left.legend(fontsize=7)
-    names = [r["run"] for r in rows]
-    bars = right.barh(names, [100 * r["final_acc"] for r in rows])
-    right.bar_label(bars, fmt="%.2f", fontsize=8)
-    right.set(xlabel="final accuracy (%)", title="final accuracy per run")
-    lowest = min((100 * r["final_acc"] for r in rows), default=90)
-    right.set_xlim(max(0, lowest - 1), 100)
-    right.tick_params(axis="y", labelsize=7)
-    for side in (left, right):
-        side.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def plot_seeds(seeds, values, bar, path=None, title=""):
-    """One point per seed (a target's measure, in %) against the target's bar."""
-    fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
-    met = [v >= bar for v in values]
-    ax.scatter(seeds, values, c=["tab:green" if m else "tab:red" for m in met], zorder=3)
-    for s, v, above in zip(seeds, values, met, strict=True):  # the label on the side away from the target line
-        ax.annotate(
-            f"{v:.2f}",
-            (s, v),
-            textcoords="offset points",
-            xytext=(0, 6 if above else -7),
-            ha="center",
-            va="bottom" if above else "top",
-            fontsize=8,
-        )
-    ax.axhline(bar, color="black", linestyle="--", label=f"target {bar:.2f}%")
-    ax.set(xlabel="seed", ylabel="accuracy (%)", title=title, xticks=list(seeds))
-    ax.set_ylim(min([*values, bar]) - 0.1, max([*values, bar]) + 0.1)
-    ax.legend(loc="best")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

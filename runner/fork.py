@@ -1,7 +1,7 @@
 """Point the README's badges, Colab links and site link, and each notebook's Colab clone URL, at a fork.
 
-python -m utils.fork               # the GitHub repository of `git remote get-url origin`
-python -m utils.fork alice/mnist   # or the one named
+python -m runner.fork               # the GitHub repository of `git remote get-url origin`
+python -m runner.fork alice/mnist   # or the one named
 """
 
 import re

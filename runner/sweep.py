@@ -1,10 +1,10 @@
 """Papermill sweeps on Dask: 03_training.ipynb once per combination of a parameter grid, then one summary.
 
-    python -m utils.sweep sweeps/example.yaml [--jobs 2] [--out runs/sweep-<timestamp>]
-    python -m utils.sweep --recipe s7 --seeds 10 [--validation]   # a model's recipe on seeds 1..10
-    python -m utils.sweep --recipe all --seeds 1                    # every model's recipe once (make models)
-    python -m utils.sweep ... --resume runs/sweep-<timestamp>      # continue an interrupted sweep
-    python -m utils.sweep ... --scheduler tcp://HOST:8786          # on a Dask cluster (sweeps/README.md)
+    python -m runner.sweep sweeps/example.yaml [--jobs 2] [--out runs/sweep-<timestamp>]
+    python -m runner.sweep --recipe s7 --seeds 10 [--validation]   # a model's recipe on seeds 1..10
+    python -m runner.sweep --recipe all --seeds 1                    # every model's recipe once (make models)
+    python -m runner.sweep ... --resume runs/sweep-<timestamp>      # continue an interrupted sweep
+    python -m runner.sweep ... --scheduler tcp://HOST:8786          # on a Dask cluster (sweeps/README.md)
 
 
 The grid file (YAML or JSON) maps notebook parameters to a value (shared by every run) or a list of values
@@ -19,12 +19,14 @@ import os
 from pathlib import Path
 from unittest import mock
 
+from utils.config import make_output_dir
+from utils.datafiles import RAW_MD5, DataError, prepare_data
+from utils.models import list_models, recipe, recipe_file
+
 from dask.distributed import Client, KilledWorker, LocalCluster, as_completed
 
-from .config import ArgumentParser, make_output_dir
-from .datafiles import RAW_MD5, DataError, prepare_data
+from .cli import ArgumentParser
 from .grid import SweepError, check_grid, read_grid, run_name, swept
-from .models import list_models, recipe, recipe_file
 from .reports import seeds_report, write_summary
 from .runs import check_resumable, first_line, run_one, with_metrics
 
@@ -108,7 +110,7 @@ def run_sweep(
 
 
 def main(argv=None) -> list[dict]:
-    parser = ArgumentParser(prog="python -m utils.sweep", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m runner.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("grid", type=Path, nargs="?", help="YAML or JSON file: parameter -> value or list of values")
     parser.add_argument(
         "--recipe",

@@ -2,30 +2,31 @@
 (`qemu-x86_64 -cpu MODEL` runs this machine's Python as that CPU model would: its instruction set, its CPUID
 vendor), printed beside the committed lines. With the portable numerics (`numerics`) they must match to the digit.
 
-    python -m utils.kinds [--cpu EPYC-Milan] [--cpu Haswell] [--epochs 1]   # make kinds: about 75 min an epoch a CPU
+    python -m runner.kinds [--cpu EPYC-Milan] [--cpu Haswell] [--epochs 1]   # make kinds: about 75 min an epoch a CPU
 """
 
 import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from .config import ArgumentParser, TrainParams, make_output_dir
-from .data import Augment, make_loaders
-from .datafiles import REPO_ROOT
-from .engine import epoch_line, fit, machine_kind, make_optimizer, seed_everything
-from .errors import UserError
-from .files import atomic_write
-from .models import get_model
+from utils.config import TrainParams, make_output_dir
+from utils.data import Augment, make_loaders
+from utils.datafiles import REPO_ROOT
+from utils.engine import epoch_line, fit, machine_kind, make_optimizer, resolve_device, seed_everything
+from utils.errors import UserError
+from utils.files import atomic_write
+from utils.models import get_model
+
+from .cli import ArgumentParser
+from .evidence import committed_lines, without_seconds
 
 EMULATOR = "qemu-x86_64"
 RUNNER_CPU = "EPYC-Milan"  # the generation of GitHub's hosted runners' AMD EPYC 7763, which shows no AVX-512
-SECONDS = re.compile(r" \| \d+\.\d s$")  # an epoch line's timing: the one part that may differ
 
 
 class StopTraining(Exception):
@@ -46,13 +47,14 @@ def train_first_epochs(params: dict, epochs_to_run: int, eval_images: int | None
     `eval_images` of the evaluation split (None: all). Returns the machine kind, the epoch lines fit printed
     (without their seconds), a hash of the weights and each epoch's training seconds."""
     p = TrainParams(**params)
+    device = resolve_device(p.device)
     seed_everything(p.seed)
     augment = Augment(p.rotation, p.translate, erase=p.erase)
     train_loader, eval_loader = make_loaders(
-        p.data_dir, p.batch_size, p.device, augment, p.seed, p.subset, dataset=p.dataset, validation=p.validation
+        p.data_dir, p.batch_size, device, augment, p.seed, p.subset, dataset=p.dataset, validation=p.validation
     )
     eval_loader.images, eval_loader.labels = eval_loader.images[:eval_images], eval_loader.labels[:eval_images]
-    net = get_model(p.model, p.dataset).to(p.device)
+    net = get_model(p.model, p.dataset).to(device)
     opt = make_optimizer(net, p.optimizer, p.lr, p.weight_decay)
     rows = []
 
@@ -62,22 +64,22 @@ def train_first_epochs(params: dict, epochs_to_run: int, eval_images: int | None
             raise StopTraining
 
     try:
-        fit(net, opt, train_loader, eval_loader, epochs=p.epochs, warmup=p.warmup, grad_clip=p.grad_clip,
+        fit(net, opt, train_loader, eval_loader, epochs=p.epochs, lr_warmup=p.lr_warmup, grad_clip=p.grad_clip,
             label_smoothing=p.label_smoothing, ema=p.ema, ema_warmup=p.ema_warmup, clean_epochs=p.clean_epochs,
             on_epoch=record)  # fmt: skip
     except StopTraining:
         pass
     weights = hashlib.sha256(b"".join(t.cpu().numpy().tobytes() for t in net.state_dict().values()))
-    lines = [SECONDS.sub("", epoch_line(row, p.epochs)) for row in rows]
+    lines = [without_seconds(epoch_line(row, p.epochs)) for row in rows]
     seconds = [row["train_seconds"] for row in rows]
-    return dict(kind=machine_kind(p.device), lines=lines, weights=weights.hexdigest(), train_seconds=seconds)
+    return dict(kind=machine_kind(device), lines=lines, weights=weights.hexdigest(), train_seconds=seconds)
 
 
 def run(prefix: list[str], params: dict, epochs_to_run: int, eval_images=None, env: dict | None = None) -> dict:
     """`train_first_epochs` in a new Python process started through `prefix` (an emulator, or [] for this CPU),
     with `env` added to its environment."""
     child = json.dumps([params, epochs_to_run, eval_images])
-    command = [*prefix, sys.executable, "-m", "utils.kinds", "--child", child]
+    command = [*prefix, sys.executable, "-m", "runner.kinds", "--child", child]
     done = subprocess.run(
         command, capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, check=False
     )
@@ -87,28 +89,8 @@ def run(prefix: list[str], params: dict, epochs_to_run: int, eval_images=None, e
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def committed_text() -> str:
-    from .execute import notebook_text  # here, not at the top: an emulated child starts faster without papermill
-
-    return notebook_text("03_training")
-
-
-def committed_run() -> tuple[str, list[dict]]:
-    """The committed 03 notebook's machine kind ("runs on" line) and history as its lines per epoch print it: the
-    train and test accuracy of each epoch, to the 0.01% shown."""
-    text = committed_text()
-    kind = re.search(r"^runs on (.+)$", text, re.M).group(1)
-    rows = re.findall(r"^epoch \d+/\d+: train loss \S+ acc (\S+)% \| test loss \S+ acc (\S+)% \|", text, re.M)
-    return kind, [{"train_acc": float(train) / 100, "test_acc": float(test) / 100} for train, test in rows]
-
-
-def committed_lines() -> list[str]:
-    """The committed 03 notebook's epoch lines, without their seconds."""
-    return [SECONDS.sub("", line) for line in committed_text().splitlines() if re.match(r"epoch \d+/\d+: ", line)]
-
-
 def main(argv=None) -> bool:
-    parser = ArgumentParser(prog="python -m utils.kinds", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m runner.kinds", description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="append", help=f"a qemu CPU model; repeatable (default: {RUNNER_CPU})")
     parser.add_argument("--epochs", type=int, default=1, help="epochs of the committed run to train again")
     parser.add_argument("--out", type=Path, help="default: runs/kinds-<timestamp>/")

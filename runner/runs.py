@@ -5,12 +5,13 @@ import json
 import os
 from pathlib import Path
 
+from utils.models import eval_split, last3_min
+from utils.numerics import THREAD_VARIABLES
+
 import nbformat
 
 from .execute import NOTEBOOK_DIR, execute
 from .grid import SweepError
-from .models import eval_split, last3_min
-from .numerics import THREAD_VARIABLES
 
 NOTEBOOK = NOTEBOOK_DIR / "03_training.ipynb"
 
@@ -31,7 +32,7 @@ def run_one(folder: Path, params: dict, resume: bool = False, threads: int | Non
         # nannies set both (and OpenBLAS's) to 1 in their workers
         os.environ.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
     # The nannies also set MALLOC_TRIM_THRESHOLD_=65536 (freed memory goes back to the OS at once): a kernel that
-    # inherits it trains 2.4x slower (an s7 epoch on 2 cores: 18.5 s instead of 7.4 s)
+    # inherits it trains much slower (sweeps/README.md has the figures)
     os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     error = ""
     try:

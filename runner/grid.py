@@ -6,10 +6,10 @@ import math
 import re
 from pathlib import Path
 
-import yaml
+from utils.config import PARAMETERS, check_params
+from utils.errors import ParameterError, UserError
 
-from .config import PARAMETERS, check_params
-from .errors import ParameterError, UserError
+import yaml
 
 
 class SweepError(UserError, ValueError):

@@ -6,9 +6,11 @@ import io
 import statistics
 from pathlib import Path
 
-from .files import atomic_write
-from .models import MODELS, accuracies
-from .plots import plot_seeds, plot_sweep
+from utils.files import atomic_write
+from utils.models import MODELS, accuracies
+from utils.plots import save_figure
+
+import matplotlib.pyplot as plt
 
 COLUMNS = ["run", "status", "scored_on", "best_acc", "final_acc", "last3_min", "seconds", "error"]
 
@@ -92,3 +94,52 @@ def seeds_report(rows: list[dict], model: str, out: Path) -> str:
         f"{model} on the {'validation split' if split == 'val' else 'test set'}: {target.measure.__doc__}",
     )
     return text
+
+
+def plot_sweep(rows, path=None):
+    """A sweep's runs: accuracy per epoch (one line per run) and each run's final accuracy (test or validation)."""
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 4), gridspec_kw=dict(width_ratios=[3, 2]), layout="constrained"
+    )
+    for r in rows:
+        left.plot(
+            [h["epoch"] for h in r["history"]],
+            [100 * h[f"{r['scored_on']}_acc"] for h in r["history"]],
+            marker=".",
+            label=r["run"],
+        )
+    left.set(xlabel="epoch", ylabel="accuracy (%)", title="test (or validation) accuracy per epoch")
+    left.legend(fontsize=7)
+    names = [r["run"] for r in rows]
+    bars = right.barh(names, [100 * r["final_acc"] for r in rows])
+    right.bar_label(bars, fmt="%.2f", fontsize=8)
+    right.set(xlabel="final accuracy (%)", title="final accuracy per run")
+    lowest = min((100 * r["final_acc"] for r in rows), default=90)
+    right.set_xlim(max(0, lowest - 1), 100)
+    right.tick_params(axis="y", labelsize=7)
+    for side in (left, right):
+        side.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_seeds(seeds, values, bar, path=None, title=""):
+    """One point per seed (a target's measure, in %) against the target's bar."""
+    fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+    met = [v >= bar for v in values]
+    ax.scatter(seeds, values, c=["tab:green" if m else "tab:red" for m in met], zorder=3)
+    for s, v, above in zip(seeds, values, met, strict=True):  # the label on the side away from the target line
+        ax.annotate(
+            f"{v:.2f}",
+            (s, v),
+            textcoords="offset points",
+            xytext=(0, 6 if above else -7),
+            ha="center",
+            va="bottom" if above else "top",
+            fontsize=8,
+        )
+    ax.axhline(bar, color="black", linestyle="--", label=f"target {bar:.2f}%")
+    ax.set(xlabel="seed", ylabel="accuracy (%)", title=title, xticks=list(seeds))
+    ax.set_ylim(min([*values, bar]) - 0.1, max([*values, bar]) + 0.1)
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

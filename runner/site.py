@@ -2,7 +2,7 @@
 offline, and a page to draw a digit on for the committed 03 run's model. Nothing on a page loads from the network:
 no CDN scripts, no remote images (badges become text links); onnxruntime-web is copied from node_modules/.
 
-    python -m utils.site [--out site]     # make site; serve it with `python -m http.server -d site`
+    python -m runner.site [--out site]     # make site; serve it with `python -m http.server -d site`
 
 site/index.html is the README (what it is, the models and how reliably they meet their targets) with every
 model's seeds plot; each notebook is a page with an "Open in Colab" link; RESULTS.md and the benchmarks', sweeps'
@@ -14,18 +14,18 @@ import html
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import quote
+
+from utils.datafiles import REPO_ROOT
+from utils.errors import UserError
 
 import mistune
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 
-from .config import ArgumentParser
-from .datafiles import REPO_ROOT
-from .errors import UserError
-from .execute import NOTEBOOKS, notebook_text
-from .export import COMMITTED_ONNX
-from .kinds import committed_run
-from .models import accuracies
+from .cli import ArgumentParser
+from .evidence import COMMITTED_ONNX, committed_metrics
+from .execute import NOTEBOOKS
 
 PAGES = {  # Markdown file -> page
     "README.md": "index.html",
@@ -46,9 +46,9 @@ NAV = [
 ORT = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # what the page loads
 COLAB = re.compile(r"https://colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/main/notebooks/")
+BODY_STYLE = "body { font: 16px/1.5 system-ui, sans-serif; margin: 0; color: #1f2328; }"
 STYLE = """
-body { font: 16px/1.5 system-ui, sans-serif; margin: 0; color: #1f2328; }
-nav.site { background: #24292f; padding: 0.6em 1.5em; }
+nav.site { background: #24292f; padding: 0.6em 1.5em; font: 16px/1.5 system-ui, sans-serif; }
 nav.site a { color: #fff; margin-right: 1.2em; text-decoration: none; font-weight: 600; }
 nav.site a.colab { background: #f9ab00; color: #000; padding: 0.1em 0.6em; border-radius: 4px; }
 article { max-width: 60em; margin: 1.5em auto; padding: 0 1.5em; }
@@ -57,15 +57,22 @@ th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; vertical-align: top; }
 pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; }
 code { background: #f6f8fa; padding: 0.1em 0.3em; }
 img { max-width: 100%; }
-"""
+"""  # a notebook page keeps its own body font: BODY_STYLE is for the other pages
+ICON_SVG = (  # the tab's icon, inline: without one the browser requests /favicon.ico, a 404 in its console
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#24292f"/>'
+    '<text x="8" y="13" fill="#fff" font-family="sans-serif" font-size="12" text-anchor="middle">7</text></svg>'
+)
+ICON = f'<link rel="icon" href="data:image/svg+xml,{quote(ICON_SVG)}">'
 NOTEBOOK_TEMPLATE = (
     """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block extra_css -%}<style>"""
-    + STYLE.replace("body {", "body.site {")
-    + """</style>{%- endblock extra_css -%}
+    + STYLE
+    + "</style>"
+    + ICON
+    + """{%- endblock extra_css -%}
 {%- block body_header -%}
 <body class="jp-Notebook" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
 {{ resources.site_nav }}
@@ -115,7 +122,8 @@ def markdown_page(source: str, out: Path, extra: str = "") -> Path:
     page = PAGES[source]
     (out / page).write_text(
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>{BODY_STYLE}{STYLE}</style>{ICON}</head>"
         f"<body>{nav(page)}<article>{body}{extra}</article></body></html>\n"
     )
     return out / page
@@ -144,12 +152,15 @@ def draw_page(out: Path) -> Path:
     shutil.copy(COMMITTED_ONNX, out / COMMITTED_ONNX.name)
     for name in ("draw.js", "draw.css"):
         shutil.copy(REPO_ROOT / "web" / name, out / name)
-    (out / "site.css").write_text(STYLE)
-    kind, history = committed_run()
-    model = re.search(r"^(\w+): [\d,]+ parameters$", notebook_text("03_training"), re.M).group(1)
-    about = f"{model}, {accuracies(history)[-1]:.2%} on the 10,000 test digits, trained on {kind}"
+    (out / "site.css").write_text(BODY_STYLE + STYLE)
+    run = committed_metrics()
+    about = f"{run['model']}, {run['final_test_acc']:.2%} on the 10,000 test digits, trained on {run['machine']}"
     page = (REPO_ROOT / "web" / "draw.html").read_text()
-    (out / "draw.html").write_text(page.replace("<!-- NAV -->", nav("draw.html")).replace("<!-- MODEL -->", about))
+    (out / "draw.html").write_text(
+        page.replace("</head>", f"{ICON}</head>")
+        .replace("<!-- NAV -->", nav("draw.html"))
+        .replace("<!-- MODEL -->", about)
+    )
     return out / "draw.html"
 
 
@@ -172,7 +183,7 @@ def build(out: Path) -> list[Path]:
 
 
 def main(argv=None) -> list[Path]:
-    parser = ArgumentParser(prog="python -m utils.site", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m runner.site", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "site", help="default: site/ in the repository")
     try:
         pages = build(parser.parse_args(argv).out)

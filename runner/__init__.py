@@ -1,0 +1,5 @@
+"""What runs and publishes the notebooks: `make run` and `make notebooks` (execute), sweeps on Dask (sweep, grid,
+runs, reports), the course site (site), `make fork` (fork) and the emulated-CPU check (kinds). It imports `utils`;
+`utils`, what the notebooks import, never imports it."""
+
+import utils  # noqa: F401  (first: the portable CPU numerics are set before torch loads)
