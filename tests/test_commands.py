@@ -11,6 +11,7 @@ from pathlib import Path
 from utils.engine import epoch_line
 
 import pytest
+from test_notebooks import outputs_text
 
 from benchmarks import speed, step_options
 from runner import execute, gpu_check
@@ -94,10 +95,7 @@ def test_make_notebooks_re_executes_them_in_place_and_keeps_the_run_as_data(tmp_
     shutil.copytree(NOTEBOOK_DIR, folder)
     results.mkdir()
     execute.refresh(folder, results, TINY)
-    text = "".join(
-        "".join(o.get("text", "")) for c in json.loads((folder / "03_training.ipynb").read_text())["cells"]
-        for o in c.get("outputs", [])
-    )  # fmt: skip
+    text = outputs_text(folder / "03_training.ipynb")
     metrics = json.loads((results / COMMITTED_METRICS.name).read_text())
     assert (metrics["subset"], len(metrics["history"])) == (1000, 2) and set(WHERE_IT_RAN).isdisjoint(metrics)
     printed = [without_seconds(line) for line in text.splitlines() if line.startswith("epoch ")]

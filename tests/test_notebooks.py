@@ -334,9 +334,7 @@ def test_other_machine_sanitizer_hides_the_numbers_but_not_the_epochs():
 def test_committed_run_is_the_committed_notebooks_run_with_the_portable_numerics():
     """results/03_training.metrics.json, which the site, make kinds and the tests read, is the run the committed
     notebook printed: its "runs on" line and every epoch line."""
-    text = "".join(
-        "".join(o.get("text", "")) for c in json.loads(TRAINING.read_text())["cells"] for o in c.get("outputs", [])
-    )
+    text = outputs_text(TRAINING)
     printed = [without_seconds(line) for line in text.splitlines() if re.match(r"epoch \d+/\d+: ", line)]
     assert printed == committed_lines() and len(printed) == recipe("s7")["epochs"]
     machine = committed_metrics()["machine"]
