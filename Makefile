@@ -33,9 +33,14 @@ fashion-data: $(VENV)/.installed  ## verified Fashion-MNIST files in data/ (down
 run: data  ## the three notebooks -> runs/<timestamp>/ (notebooks, HTML, PNGs, checkpoint, metrics); PARAMS='-p epochs 3': 03's
 	$(PY) -m runner.execute run $(PARAMS)
 
+# make test: first the tests that train at no pinned thread count, two at a time (pytest-xdist), one thread each, and
+# a thread that waits sleeps instead of spinning; then, alone on both cores, those marked serial and nbval's
+# re-execution of the committed notebooks. Exit status 5 is "TEST_ARGS selected none of this half".
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 test: data fashion-data browser emulator node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval, the site, emulated CPUs (TEST_ARGS="--keep-runs runs": keep its training)
-	$(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout 900 \
-	  --nbval-sanitize-with tests/nbval_sanitize.cfg $(TEST_ARGS) tests notebooks
+	$(ONE_THREAD) $(PY) -m pytest -v --durations=10 -n 2 --dist loadgroup -m "not serial" $(TEST_ARGS) tests || [ $$? -eq 5 ]
+	$(PY) -m pytest -v --durations=10 -m serial --nbval-lax --nbval-current-env --nbval-cell-timeout 900 \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg $(TEST_ARGS) tests notebooks || [ $$? -eq 5 ]
 
 test-quick: data  ## the tests that execute no notebook and train on no full data set (about 2 min; CI runs make test)
 	$(PY) -m pytest -q -m "not slow" tests

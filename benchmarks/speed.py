@@ -126,13 +126,15 @@ def reference_step_seconds_per_epoch(root, device, n_train, steps) -> float:
 
 def numerics_cost(n_train, turns=2) -> dict:
     """s7's recipe, its first epoch's training seconds in new processes with the portable numerics and without
-    (`PORTABLE_NUMERICS=0`: this CPU's own best kernels), taken in turns so that the machine's drift hits both."""
-    seconds, kind = {"portable": [], "unpinned": []}, {}
-    for _ in range(turns):
-        for name, env in (("portable", {}), ("unpinned", {numerics.SWITCH: "0"})):
-            result = kinds.run([], {"device": "cpu", "subset": n_train}, 1, 500, env)  # 500 test digits: the epoch
-            seconds[name].append(result["train_seconds"][0])  # is what is timed
-            kind[name] = result["kind"]
+    (`PORTABLE_NUMERICS=0`: this CPU's own best kernels), trained in turns so that the machine's drift hits both;
+    scored on 500 test digits (the epoch is what is timed)."""
+    envs = {"portable": {}, "unpinned": {numerics.SWITCH: "0"}}
+    runs = kinds.run(
+        [([], env) for _ in range(turns) for env in envs.values()], {"device": "cpu", "subset": n_train}, 1, 500
+    )
+    by = {name: runs[i :: len(envs)] for i, name in enumerate(envs)}
+    seconds = {name: [r["train_seconds"][0] for r in rs] for name, rs in by.items()}
+    kind = {name: rs[0]["kind"] for name, rs in by.items()}
     return dict(seconds=seconds, kind=kind, portable_over_unpinned=min(seconds["portable"]) / min(seconds["unpinned"]))
 
 

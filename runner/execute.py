@@ -63,13 +63,16 @@ def run(parameters=None) -> Path:
     """The three notebooks into one run folder, 03 with `parameters` over its defaults, then a summary of the
     training."""
     out = make_output_dir()
+    given = {  # 01 writes no file; 02 and 03 write theirs into the run folder
+        "01_model_design": {},
+        "02_augmentation": {"output_dir": str(out)},
+        "03_training": {"output_dir": str(out), **(parameters or {})},
+    }
     for name in NOTEBOOKS:
         print(f"{name}: executing -> {out / name}.ipynb", flush=True)
         start = time.time()
-        given = {} if name == "01_model_design" else {"output_dir": str(out)}
         try:
-            execute(name, out / f"{name}.ipynb", {**given, **(parameters or {})} if name == "03_training" else given,
-                    echo=name == "03_training")  # fmt: skip
+            execute(name, out / f"{name}.ipynb", given[name], echo=name == "03_training")
         except pm.PapermillExecutionError as err:
             sys.exit(f"{name} failed: {err.ename}: {err.evalue}. The executed notebook shows where: {out / name}.html")
         print(f"{name}: done in {time.time() - start:.0f} s", flush=True)

@@ -75,18 +75,34 @@ def train_first_epochs(params: dict, epochs_to_run: int, eval_images: int | None
     return dict(kind=machine_kind(device), lines=lines, weights=weights.hexdigest(), train_seconds=seconds)
 
 
-def run(prefix: list[str], params: dict, epochs_to_run: int, eval_images=None, env: dict | None = None) -> dict:
-    """`train_first_epochs` in a new Python process started through `prefix` (an emulator, or [] for this CPU),
-    with `env` added to its environment."""
+def run(children: list[tuple[list[str], dict | None]], params: dict, epochs_to_run: int, eval_images=None) -> list:
+    """`train_first_epochs` in a new Python process for each (prefix, env) of `children`, started through `prefix`
+    (an emulator, or [] for this CPU) with `env` added to its environment. They import at the same time (on one
+    thread each: the slow part under emulation), then train one after another, each alone on the cores."""
     child = json.dumps([params, epochs_to_run, eval_images])
-    command = [*prefix, sys.executable, "-m", "runner.kinds", "--child", child]
-    done = subprocess.run(
-        command, capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, check=False
-    )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        raise UserError(f"training under {' '.join(prefix) or 'this CPU'} failed: {last}")
-    return json.loads(done.stdout.splitlines()[-1])
+    procs = [
+        subprocess.Popen(
+            [*prefix, sys.executable, "-m", "runner.kinds", "--child", child],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+            env={**os.environ, **(env or {})},
+        )
+        for prefix, env in children
+    ]
+    ready = [proc.stdout.readline() == "ready\n" for proc in procs]  # each has imported, or has failed
+    results = []
+    for (prefix, _), proc, go in zip(children, procs, ready, strict=True):
+        out, err = proc.communicate("go\n" if go else "")
+        if proc.returncode != 0:
+            for other in procs:
+                other.kill()
+            last = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            raise UserError(f"training under {' '.join(prefix) or 'this CPU'} failed: {last}")
+        results.append(json.loads(out.splitlines()[-1]))
+    return results
 
 
 def main(argv=None) -> bool:
@@ -96,7 +112,9 @@ def main(argv=None) -> bool:
     parser.add_argument("--out", type=Path, help="default: runs/kinds-<timestamp>/")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # what `run` starts
     args = parser.parse_args(argv)
-    if args.child:
+    if args.child:  # imported: say so, and train when `run` says go
+        print("ready", flush=True)
+        sys.stdin.readline()
         print(json.dumps(train_first_epochs(*json.loads(args.child))))
         return True
     committed = committed_lines()
@@ -109,17 +127,16 @@ def main(argv=None) -> bool:
     out = make_output_dir(args.out, prefix="kinds-")
     report = [f"The committed 03_training run's first {args.epochs} epoch(s), trained again on emulated CPUs", ""]
     report += ["committed:", *committed[: args.epochs]]
+    print(f"training under {EMULATOR} -cpu {', '.join(prefixes)}, one after another (about 75 minutes an epoch)")
+    try:
+        results = run([(prefix, None) for prefix in prefixes.values()], {}, args.epochs)
+    except UserError as err:  # the emulator or a training failed: one line
+        parser.exit(1, f"{parser.prog}: {err}\n")
     same = True
-    for cpu, prefix in prefixes.items():
-        print(f"{cpu}: training under {EMULATOR} -cpu {cpu} (about 75 minutes an epoch)", flush=True)
-        try:
-            result = run(prefix, {}, args.epochs)
-        except UserError as err:  # the emulator or the training failed: one line, the other CPUs are not tried
-            parser.exit(1, f"{parser.prog}: {err}\n")
+    for cpu, result in zip(prefixes, results, strict=True):
         match = result["lines"] == committed[: args.epochs]
         same &= match
         report += ["", f"{cpu} ({result['kind']}): {'the committed lines' if match else 'DIFFERENT'}", *result["lines"]]
-        print("\n".join(report[-1 - args.epochs :]), flush=True)
     text = "\n".join(report) + "\n"
     atomic_write(out / "kinds.md", lambda p: p.write_text(text))
     print(f"\n{text}\nkinds.md in {out}")

@@ -62,6 +62,14 @@ def pytest_configure(config):
         )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """nbval's cells re-execute the committed notebooks at the pinned thread count: serial, before `-m` selects."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """What nbval's kernel printed for each cell, kept for --keep-runs."""

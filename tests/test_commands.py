@@ -11,7 +11,7 @@ from pathlib import Path
 from utils.engine import epoch_line
 
 import pytest
-from test_notebooks import outputs_text
+from test_notebooks import check_training_run, outputs_text
 
 from benchmarks import speed, step_options
 from runner import execute, gpu_check
@@ -65,9 +65,9 @@ TINY = dict(subset=1000, epochs=2, batch_size=100)
 
 
 @pytest.mark.slow
-def test_make_run_on_a_tiny_subset_writes_the_run_and_logs_one_line_per_epoch(tmp_path, mnist_root):
-    """`make run` as typed, its output into a pipe (as in CI's log or `make run > log`): every file of the run, and
-    each epoch as one line, without a progress bar's carriage returns."""
+def test_make_run_on_a_tiny_subset_writes_every_file_of_the_run_and_logs_one_line_per_epoch(tmp_path, mnist_root):
+    """`make run` as typed, its output into a pipe (as in CI's log or `make run > log`): every file of the run, what
+    03 wrote checked (`check_training_run`), and each epoch as one line, without a progress bar's carriage returns."""
     params = " ".join(f"-p {k} {v}" for k, v in TINY.items())
     done = subprocess.run(
         ["make", "-s", "run", f"PARAMS={params}"],
@@ -80,6 +80,7 @@ def test_make_run_on_a_tiny_subset_writes_the_run_and_logs_one_line_per_epoch(tm
         *("augmentations-recipe.png", "augmentations-strong.png", "curves.png", "confusion.png", "misclassified.png"),
         *("metrics.json", "last.pt", "s7.onnx", "tensorboard"),
     }
+    check_training_run(run, TINY["epochs"], TINY["batch_size"])
     assert "\r" not in done.stdout
     epochs = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"]

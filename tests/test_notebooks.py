@@ -30,7 +30,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from runner.evidence import committed_lines, committed_metrics, without_seconds
-from runner.execute import execute
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SANITIZE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
@@ -71,14 +70,11 @@ def test_augmentation_notebook(tmp_path, mnist_root):
     assert "stronger: shape kept True, range kept True, pixels changed True" in text
 
 
-@pytest.mark.slow
-def test_training_notebook_smoke_run_writes_metrics_and_checkpoint(tmp_path, mnist_root):
-    execute(
-        "03_training",
-        tmp_path / "03_training.ipynb",
-        dict(subset=2000, epochs=2, batch_size=100, output_dir=str(tmp_path)),
-    )
-    m = json.loads((tmp_path / "metrics.json").read_text())
+def check_training_run(folder: Path, epochs: int, batch_size: int) -> None:
+    """What a run of 03 on a subset writes into `folder` (`make run`'s test calls it): metrics.json, checkpoints,
+    PNGs, ONNX, TensorBoard events, the HTML copy, one line per epoch, the target reported and not asserted, and
+    the files' modes."""
+    m = json.loads((folder / "metrics.json").read_text())
     assert {
         "model",
         "params",
@@ -93,27 +89,27 @@ def test_training_notebook_smoke_run_writes_metrics_and_checkpoint(tmp_path, mni
         "seconds",
         "checkpoint",
     } <= set(m)
-    assert (m["model"], m["epochs"], m["batch_size"], m["seed"], m["device"]) == ("s7", 2, 100, 1, "cpu")
-    assert [h["epoch"] for h in m["history"]] == [1, 2]
+    assert (m["model"], m["epochs"], m["batch_size"], m["seed"], m["device"]) == ("s7", epochs, batch_size, 1, "cpu")
+    assert [h["epoch"] for h in m["history"]] == list(range(1, epochs + 1))
     for h in m["history"]:
         assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds", "seconds"} <= set(h)
         assert 0 <= h["train_acc"] <= 1 and 0 <= h["test_acc"] <= 1
     assert m["final_test_acc"] == m["history"][-1]["test_acc"] and m["best_test_acc"] >= m["final_test_acc"]
     model, ckpt = load_checkpoint(m["checkpoint"], model_name="s7")
     assert ckpt["model_name"] == "s7" and ckpt["history"] == m["history"]
-    assert read_checkpoint(tmp_path / LAST_CHECKPOINT)["history"] == m["history"]
+    assert read_checkpoint(folder / LAST_CHECKPOINT)["history"] == m["history"]
     assert model(torch.rand(1, 1, 28, 28)).shape == (1, 10)
     for png in ("curves.png", "misclassified.png", "confusion.png"):
-        assert (tmp_path / png).stat().st_size > 5_000
-    nb = json.loads((tmp_path / "03_training.ipynb").read_text())
+        assert (folder / png).stat().st_size > 5_000
+    nb = json.loads((folder / "03_training.ipynb").read_text())
     training = next(c for c in nb["cells"] if "history = fit(" in "".join(c["source"]))
     assert [o["output_type"] + ":" + o["name"] for o in training["outputs"]] == ["stream:stdout"]  # merged, no stderr
     lines = "".join(training["outputs"][0]["text"]).splitlines()  # the progress bars cleared: a line per epoch
-    assert [line.split(": train loss")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
-    onnx = ort.InferenceSession(str(tmp_path / "s7.onnx"))  # the same model as ONNX, beside the checkpoint
+    assert [line.split(": train loss")[0] for line in lines] == [f"epoch {e}/{epochs}" for e in range(1, epochs + 1)]
+    onnx = ort.InferenceSession(str(folder / "s7.onnx"))  # the same model as ONNX, beside the checkpoint
     x, saved = torch.rand(5, 1, 28, 28), load_checkpoint(m["checkpoint"])[0].eval()
     assert np.abs(onnx.run(["logits"], {"image": x.numpy()})[0] - saved(x).detach().numpy()).max() < 1e-4
-    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()  # read back what TensorBoard shows
+    events = EventAccumulator(str(folder / "tensorboard")).Reload()  # read back what TensorBoard shows
     assert [(e.step, e.value) for e in events.Scalars("accuracy/test")] == [
         (h["epoch"], pytest.approx(h["test_acc"])) for h in m["history"]
     ]
@@ -123,13 +119,13 @@ def test_training_notebook_smoke_run_writes_metrics_and_checkpoint(tmp_path, mni
     start = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/session_start_info"])
     assert set(start.session_start_info.hparams) == set(PARAMETERS)  # every parameter, for the HPARAMS tab
     assert start.session_start_info.hparams["lr"].number_value == m["lr"]
-    html = (tmp_path / "03_training.html").read_text()
+    html = (folder / "03_training.html").read_text()
     assert "s7 target:" in html and html.count("<img") >= 3
     check = next(c for c in nb["cells"] if "target-check" in c["metadata"].get("tags", []))
     assert "".join(check["outputs"][0]["text"]).endswith("-> NOT met\n")  # a subset is not the recipe: reported,
     assert check["metadata"]["papermill"]["status"] == "completed"  # and the target's assert does not fire
     files = (".json", ".pt", ".onnx")
-    assert {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir() if p.suffix in files} == {
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir() if p.suffix in files} == {
         "metrics.json": oct(0o666 & ~umask),
         "s7.onnx": oct(0o666 & ~umask),
         "last.pt": oct(0o666 & ~umask),
@@ -215,10 +211,18 @@ def kernel_pids(parent: int) -> list[int]:
     return children
 
 
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, mnist_root) -> Path:
+    """03 executed once with SMALL, for the two tests below (one xdist group: one worker runs both)."""
+    folder = tmp_path_factory.mktemp("small")
+    return run("03_training.ipynb", folder, **SMALL, output_dir=str(folder / "out"))
+
+
 @pytest.mark.slow
+@pytest.mark.xdist_group("small_run")
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the kernel process through /proc")
-def test_killed_run_leaves_only_loadable_files_and_resumes_to_the_uninterrupted_history(tmp_path, mnist_root):
-    run("03_training.ipynb", tmp_path / "a", **SMALL, output_dir=str(tmp_path / "full"))
+def test_killed_run_leaves_only_loadable_files_and_resumes_to_the_uninterrupted_history(tmp_path, small_run):
+    full = json.loads((small_run.parent / "out" / "metrics.json").read_text())
     cut = tmp_path / "cut"
     args = [arg for k, v in {**SMALL, "output_dir": cut}.items() for arg in ("-p", k, str(v))]
     papermill = subprocess.Popen(
@@ -256,7 +260,7 @@ def test_killed_run_leaves_only_loadable_files_and_resumes_to_the_uninterrupted_
         else:
             assert path.name.endswith(".tmp"), f"unexpected file {path.name}"
     run("03_training.ipynb", tmp_path / "b", **SMALL, resume=str(cut / LAST_CHECKPOINT))
-    full, resumed = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("full", "cut"))
+    resumed = json.loads((cut / "metrics.json").read_text())
     assert without_timings(resumed["history"]) == without_timings(full["history"])
     assert resumed["final_test_acc"] == full["final_test_acc"]
 
@@ -283,15 +287,15 @@ def nbval(notebook) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_seeded_small_run_passes_nbval_and_a_changed_number_fails(tmp_path, mnist_root):
-    notebook = run("03_training.ipynb", tmp_path, **SMALL, output_dir=str(tmp_path / "out"))
-    nb = json.loads(notebook.read_text())
+@pytest.mark.xdist_group("small_run")
+def test_seeded_small_run_passes_nbval_and_a_changed_number_fails(tmp_path, small_run):
+    nb = json.loads(small_run.read_text())
     cell = next(c for c in nb["cells"] if "history = fit(" in "".join(c["source"]))
     assert "".join(cell["source"]).startswith("# NBVAL_CHECK_OUTPUT")
     lines = "".join("".join(o.get("text", "")) for o in cell["outputs"])
     shown = "\n".join(line.rsplit("\r", 1)[-1] for line in lines.split("\n"))  # as nbval sees it: bars overwritten
     assert shown.count("%") == 2 * SMALL["epochs"]  # train and test accuracy of every epoch are checked
-    result = nbval(notebook)
+    result = nbval(small_run)  # executed again, into the same output folder
     assert result.returncode == 0, result.stdout[-3000:]
     last_acc = lines.rsplit("acc ", 1)[1].split()[0]  # the last epoch's test accuracy, e.g. 61.42%
     cell["outputs"] = [nbformat_stream(lines.replace(last_acc, "12.34%"))]

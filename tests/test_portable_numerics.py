@@ -19,30 +19,39 @@ SHORT_RUN = {"subset": 256, "epochs": 1, "clean_epochs": 0}  # 4 augmented steps
 EVAL_IMAGES = 128  # an emulated CPU runs the AVX2 code about 1,000 times slower than this one
 
 
-def trained(prefix, env=None) -> dict:
-    result = kinds.run(prefix, SHORT_RUN, 1, EVAL_IMAGES, env)
-    del result["train_seconds"]
-    return result
+def trained(*children) -> list[dict]:
+    """The short run in a process per (prefix, env): imported at the same time, then trained one after another."""
+    results = kinds.run(list(children), SHORT_RUN, 1, EVAL_IMAGES)
+    for result in results:
+        del result["train_seconds"]
+    return results
+
+
+OFF = {numerics.SWITCH: "0"}  # then each CPU's own kernels: AVX-512 where there is, MKL's path for its vendor
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 @needs_emulator
 def test_a_short_training_gives_the_same_weights_on_emulated_amd_and_intel_cpus_and_other_ones_without_the_pins():
-    here = trained([])
+    here, amd, intel, here_unpinned = trained(
+        ([], None), (kinds.emulated(kinds.RUNNER_CPU), None), (kinds.emulated("Haswell"), None), ([], OFF)
+    )
     assert here["kind"].startswith("cpu, portable x86-64 AVX2 numerics, 2 threads")
-    assert trained(kinds.emulated(kinds.RUNNER_CPU)) == here  # GitHub's runners' AMD EPYC generation
-    assert trained(kinds.emulated("Haswell")) == here  # an Intel CPU with AVX2 and no AVX-512
-    off = {numerics.SWITCH: "0"}  # then each CPU's own kernels: AVX-512 where there is, MKL's path for its vendor
-    unpinned = {trained([], off)["weights"], trained(kinds.emulated("Haswell"), off)["weights"]}
-    if len(unpinned) == 1:  # this host has no AVX-512 and is an Intel: the AMD one differs (MKL's vendor paths)
-        unpinned.add(trained(kinds.emulated(kinds.RUNNER_CPU), off)["weights"])
-    assert len(unpinned) > 1
+    assert amd == here  # GitHub's runners' AMD EPYC generation
+    assert intel == here  # an Intel CPU with AVX2 and no AVX-512
+    unpinned = [here_unpinned]
+    if here_unpinned["weights"] == here["weights"]:  # no AVX-512 here: then the other vendor's MKL path differs
+        unpinned += trained((kinds.emulated("Haswell"), OFF), (kinds.emulated(kinds.RUNNER_CPU), OFF))
+    assert any(r["weights"] != here["weights"] for r in unpinned)
 
 
 def python(code: str, **env) -> str:
-    """`code` run by a new Python, with `env` added to this process's environment (which holds the pins)."""
+    """`code` run by a new Python, with `env` added to this process's environment (which holds the pins), less its
+    thread counts (make test's parallel half sets 1): the child sets its own default."""
+    inherited = {k: v for k, v in os.environ.items() if k not in numerics.THREAD_VARIABLES}
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**inherited, **env}, check=True
     )
     return done.stdout.strip()
 
@@ -91,6 +100,7 @@ def test_the_augmentation_gives_the_same_images_with_every_kernel(mnist_root):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_make_kinds_trains_the_committed_runs_first_epoch_as_the_notebook_did(monkeypatch, tmp_path, mnist_root):
     """`make kinds`'s path, on this CPU instead of an emulated one (which takes about 75 minutes): the notebook's
     steps with its defaults give the committed epoch-1 line; a line that differs is reported and fails."""

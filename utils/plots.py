@@ -6,9 +6,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.ticker import MaxNLocator
 
+from .datafiles import CLASSES
 from .models import eval_split
-
-DIGITS = [str(d) for d in range(10)]  # MNIST's class names; `utils.data.class_names` gives any dataset's
 
 
 def save_figure(fig, path) -> plt.Figure:
@@ -75,7 +74,7 @@ def plot_curves(history, path=None, bar=None):
     return save_figure(fig, path)
 
 
-def plot_misclassified(images, logits, labels, n=30, path=None, classes=DIGITS):
+def plot_misclassified(images, logits, labels, n=30, path=None, classes=CLASSES["mnist"]):
     """The first `n` misclassified images of the evaluated split, with predicted and true class names."""
     pred = logits.argmax(1)
     wrong = (pred != labels).nonzero().flatten()[:n].cpu()
@@ -90,7 +89,7 @@ def confusion_matrix(logits, labels, classes=10) -> torch.Tensor:
     return torch.bincount(labels.cpu() * classes + logits.argmax(1).cpu(), minlength=classes**2).view(classes, classes)
 
 
-def plot_confusion(logits, labels, path=None, classes=DIGITS):
+def plot_confusion(logits, labels, path=None, classes=CLASSES["mnist"]):
     """Confusion matrix with counts; the diagonal is drawn dimmed so the errors stand out."""
     cm = confusion_matrix(logits, labels, len(classes))
     off = cm.clone().fill_diagonal_(0)
