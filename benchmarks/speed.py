@@ -99,18 +99,20 @@ def run_engine(root, device, name, epochs, n_train) -> dict:
     seed_everything(SEED)
     peak_memory_mb(device, reset=True)
     start = time.perf_counter()
-    if name == "s7":
+    if name == "s7":  # as 03_training trains it; --quick: one augmented epoch
         r = recipe("s7")
-        batch_size, augment = r["batch_size"], Augment(r["rotation"], r["translate"], erase=r["erase"])
-        pipeline, epochs = "project: s7 recipe, tensor loader + engine", epochs or r["epochs"]
+        pipeline, batch_size = "project: s7 recipe, tensor loader + engine", r["batch_size"]
+        epochs = epochs or r["epochs"]
+        augment, model = Augment(r["rotation"], r["translate"], erase=r["erase"]), get_model("s7").to(device)
+        optimizer = make_optimizer(model, r["optimizer"], r["lr"])
         options = {k: r[k] for k in ("lr_warmup", "label_smoothing", "ema", "ema_warmup")}
-        options["clean_epochs"] = r["clean_epochs"] if epochs == r["epochs"] else 0  # --quick: an augmented epoch
+        options["clean_epochs"] = r["clean_epochs"] if epochs == r["epochs"] else 0
     else:
-        batch_size, augment = BATCH_SIZE, Augment(rotation=ROTATION, translate=0.0, scale=(1.0, 1.0))
-        pipeline, options = "reference net and optimizer, tensor loader + engine", dict(lr_warmup=REFERENCE_WARMUP)
+        pipeline, batch_size = "reference net and optimizer, tensor loader + engine", BATCH_SIZE
+        augment = Augment(rotation=ROTATION, translate=0.0, scale=(1.0, 1.0))
+        model = nn.Sequential(Normalize(), reference_net()).to(device)
+        optimizer, options = reference_optimizer(model), dict(lr_warmup=REFERENCE_WARMUP)
     train, test = make_loaders(root, batch_size, device, augment, SEED, subset=n_train)
-    model = (get_model("s7") if name == "s7" else nn.Sequential(Normalize(), reference_net())).to(device)
-    optimizer = make_optimizer(model, r["optimizer"], r["lr"]) if name == "s7" else reference_optimizer(model)
     setup = time.perf_counter() - start
     history = fit(model, optimizer, train, test, epochs=epochs, **options)
     return summarize(pipeline, name, model, len(train.labels), batch_size, setup, history, device)
