@@ -33,9 +33,9 @@ fashion-data: $(VENV)/.installed  ## verified Fashion-MNIST files in data/ (down
 run: data  ## the three notebooks -> runs/<timestamp>/ (notebooks, HTML, PNGs, checkpoint, metrics); PARAMS='-p epochs 3': 03's
 	$(PY) -m runner.execute run $(PARAMS)
 
-# make test: first the tests that train at no pinned thread count, two at a time (pytest-xdist), one thread each, and
-# a thread that waits sleeps instead of spinning; then, alone on both cores, those marked serial and nbval's
-# re-execution of the committed notebooks. Exit status 5 is "TEST_ARGS selected none of this half".
+# make test: first the tests that train at no pinned thread count, two at a time (pytest-xdist), one thread each, a
+# waiting thread sleeping instead of spinning; then, alone on both cores, those marked serial and nbval's
+# re-execution of the committed notebooks (tests/README.md). Exit status 5: TEST_ARGS selected none of this half.
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 test: data fashion-data browser emulator node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval, the site, emulated CPUs (TEST_ARGS="--keep-runs runs": keep its training)
 	$(ONE_THREAD) $(PY) -m pytest -v --durations=10 -n 2 --dist loadgroup -m "not serial" $(TEST_ARGS) tests || [ $$? -eq 5 ]
