@@ -15,7 +15,7 @@ VALIDATION_IMAGES = 10_000  # held out of the 60,000 training images by `validat
 
 def class_names(dataset: str = "mnist") -> list[str]:
     """The dataset's class names in label order ("0".."9" for MNIST, "T-shirt/top".. for Fashion-MNIST)."""
-    return CLASSES[dataset]
+    return list(CLASSES[dataset])  # a copy: the table stays as it is
 
 
 def load_data(root=None, train: bool = True, dataset: str = "mnist", download: bool = True):
