@@ -15,7 +15,7 @@ from unittest import mock
 from utils.config import make_output_dir, runs_dir
 from utils.datafiles import REPO_ROOT
 from utils.files import atomic_write, write_json
-from utils.models import MODELS, target_met
+from utils.models import MODELS, accuracies, eval_split, target_met
 
 import papermill as pm
 import yaml
@@ -76,19 +76,27 @@ def run(parameters=None) -> Path:
         except pm.PapermillExecutionError as err:
             sys.exit(f"{name} failed: {err.ename}: {err.evalue}. The executed notebook shows where: {out / name}.html")
         print(f"{name}: done in {time.time() - start:.0f} s", flush=True)
-    metrics = json.loads((out / "metrics.json").read_text())
-    history, model = metrics["history"], metrics["model"]
-    best = max(history, key=lambda h: h["test_acc"])
-    print(
-        f"\n{model}: final test accuracy {metrics['final_test_acc']:.2%}, best {best['test_acc']:.2%} "
-        f"(epoch {best['epoch']}), {metrics['seconds']:.0f} s of training"
-    )
-    met = "met" if target_met(model, history) else "NOT met"
-    print(f"target: {MODELS[model].target.text}, on the test set -> {met}")
-    print(f"notebooks (open in a browser): {', '.join(str(out / n) + '.html' for n in NOTEBOOKS)}")
-    print(f"plots: {', '.join(sorted(p.name for p in out.glob('*.png')))} in {out}")
-    print(f"checkpoint: {metrics['checkpoint']}; metrics: {out / 'metrics.json'}")
+    print("\n" + summary(json.loads((out / "metrics.json").read_text()), out))
     return out
+
+
+def summary(metrics: dict, out: Path) -> str:
+    """What `make run` prints at its end: the run's accuracies on the split it was scored on, its target, its files."""
+    history, model = metrics["history"], metrics["model"]
+    split, acc = eval_split(history), accuracies(history)
+    best = max(range(len(acc)), key=acc.__getitem__)
+    scored_on = "the test set" if split == "test" else "the validation split (the target is for the test set)"
+    met = "met" if target_met(model, history) else "NOT met"
+    return "\n".join(
+        [
+            f"{model}: final {split} accuracy {acc[-1]:.2%}, best {acc[best]:.2%} (epoch {best + 1}), "
+            f"{metrics['seconds']:.0f} s of training",
+            f"target: {MODELS[model].target.text}, on {scored_on} -> {met}",
+            f"notebooks (open in a browser): {', '.join(str(out / n) + '.html' for n in NOTEBOOKS)}",
+            f"plots: {', '.join(sorted(p.name for p in out.glob('*.png')))} in {out}",
+            f"checkpoint: {metrics['checkpoint']}; metrics: {out / 'metrics.json'}",
+        ]
+    )
 
 
 def refresh(folder: Path = NOTEBOOK_DIR, results: Path = RESULTS_DIR, parameters=None) -> None:

@@ -105,6 +105,14 @@ def test_make_notebooks_re_executes_them_in_place_and_keeps_the_run_as_data(tmp_
     assert "\r" not in text and "it/s" not in text
 
 
+def test_make_runs_summary_names_the_split_a_validation_run_was_scored_on(tmp_path):
+    history = [dict(epoch=e, train_acc=0.99, val_acc=a) for e, a in enumerate([0.98, 0.995, 0.99], 1)]
+    metrics = dict(model="s7", history=history, seconds=12.3, checkpoint="s7.pt")
+    text = execute.summary(metrics, tmp_path)
+    assert text.startswith("s7: final val accuracy 99.00%, best 99.50% (epoch 2), 12 s of training\n")
+    assert "on the validation split (the target is for the test set) -> NOT met" in text  # 3 epochs, one < 99.4%
+
+
 def test_gpu_check_without_a_gpu_is_one_line_and_writes_nothing(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("RUNS_DIR", str(tmp_path))
     monkeypatch.setattr(gpu_check.torch.cuda, "is_available", lambda: False)
