@@ -130,11 +130,11 @@ def test_the_ema_is_what_is_evaluated_and_kept(mnist_root):
     _, test = make_loaders(mnist_root, 64, "cpu")
     test.images, test.labels = test.images[:1000], test.labels[:1000]
     assert evaluate(model, test) == (history[-1]["test_loss"], history[-1]["test_acc"])
-    last = small_run(mnist_root, epochs=2)[0]  # the same run without the average ends with other weights
+    last = small_run(mnist_root, epochs=2)[0]  # the same run without the EMA ends with other weights
     assert not torch.equal(last[1][0].weight, model[1][0].weight)
 
 
-def test_warmed_up_average_keeps_min_of_decay_and_1_plus_t_over_10_plus_t():
+def test_warmed_up_ema_keeps_min_of_decay_and_1_plus_t_over_10_plus_t():
     model = torch.nn.Linear(1, 1, bias=False)
     ema_model = engine.make_ema(model, decay=0.3)
     expected = None
@@ -147,7 +147,7 @@ def test_warmed_up_average_keeps_min_of_decay_and_1_plus_t_over_10_plus_t():
     assert keep == 0.3  # the decay reached its cap within these steps: (1 + 3) / (10 + 3) > 0.3
 
 
-def test_warmed_up_average_scores_like_the_last_weights_after_one_epoch(mnist_root):
+def test_warmed_up_ema_scores_like_the_last_weights_after_one_epoch(mnist_root):
     """157 steps: a plain 0.999 EMA is still 85% the random initial weights (0.999 ** 157), the warmed-up one
     is not (here 94.8% against the last weights' 94.4%; 1 point allowed on these 1,000 test images)."""
     runs = [dict(), dict(ema=0.999), dict(ema=0.999, ema_warmup=False)]

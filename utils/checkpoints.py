@@ -25,7 +25,7 @@ def save_checkpoint(
     """Atomically save weights, optimizer, history and parameters as `name` (default `<model>_acc<accuracy>.pt`);
     with the scheduler and train loader also their states and the RNG states, which `fit(resume=...)` needs.
     `model` holds the evaluated weights: with `ema_model` (fit's EMA of the weights) those are the EMA's, and the
-    trained weights and the average's state are saved besides, for resuming."""
+    trained weights and the EMA's state are saved besides, for resuming."""
     last, split = history[-1], eval_split(history)
     if not all(math.isfinite(last[k]) for k in ("train_loss", f"{split}_loss", f"{split}_acc")):
         raise CheckpointError("refusing to save a checkpoint of a diverged model (its loss or accuracy is not finite)")
@@ -104,7 +104,7 @@ def _last_line(err: Exception) -> str:
 
 
 def restore(ckpt, model, optimizer, scheduler, train_loader, ema_model=None) -> list[dict]:
-    """Put weights (and their average), optimizer, schedule and random-number states back to where `ckpt` stopped;
+    """Put weights (and their EMA), optimizer, schedule and random-number states back to where `ckpt` stopped;
     returns its history."""
     if ckpt.get("scheduler") is None:
         raise CheckpointError(f"the checkpoint has no training state to resume from; use {LAST_CHECKPOINT}")

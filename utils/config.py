@@ -62,7 +62,7 @@ RULES = {  # parameter -> (accepts(value), what it accepts); the limits that dep
     "erase": (lambda v: _number(v) and 0 <= v <= 1, "a probability, 0 <= erase <= 1"),
     "label_smoothing": (lambda v: _number(v) and 0 <= v < 1, "a fraction, 0 <= label_smoothing < 1 (0 turns it off)"),
     "ema": (_optional(lambda v: _number(v) and 0 < v < 1), "None or a decay per step, 0 < ema < 1 (e.g. 0.999)"),
-    "ema_warmup": (lambda v: isinstance(v, bool), "True (the average's decay starts low) or False"),
+    "ema_warmup": (lambda v: isinstance(v, bool), "True (the EMA's decay starts low) or False"),
     "clean_epochs": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (the last epochs, without augmentation)"),
     "validation": (
         lambda v: isinstance(v, bool),
