@@ -113,6 +113,8 @@ def main(argv=None) -> bool:
     parser.add_argument("--child", help=argparse.SUPPRESS)  # what `run` starts
     args = parser.parse_args(argv)
     if args.child:  # imported: say so, and train when `run` says go
+        import torch._dynamo  # noqa: F401  (torch.optim's first use imports it: 9 s emulated, so before "ready")
+
         print("ready", flush=True)
         sys.stdin.readline()
         print(json.dumps(train_first_epochs(*json.loads(args.child))))

@@ -1,6 +1,7 @@
 """Sweeps on a real Dask cluster on loopback: a scheduler and two worker processes started here, a worker killed
-in the middle of a run; the retried run compared with the same run here, uninterrupted."""
+in the middle of a run; the retried run compared with the same run on a worker, uninterrupted."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,7 +17,6 @@ import pytest
 from conftest import without_timings
 from distributed import Client
 
-from runner.runs import run_one
 from runner.sweep import run_sweep
 
 pytestmark = pytest.mark.slow  # real trainings: make test runs them, make test-quick does not
@@ -31,13 +31,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def cluster(request, tmp_path):
+@contextlib.contextmanager
+def cluster(folder: Path, allowed_failures: int):
     """tcp://127.0.0.1:PORT of a scheduler with two single-threaded worker processes (each under a nanny that
-    restarts it); `request.param`: the scheduler's allowed failures per task (Dask's default is 3)."""
+    restarts it), allowing each task `allowed_failures` failed workers (Dask's default is 3); its log in `folder`."""
     address = f"tcp://127.0.0.1:{free_port()}"
-    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(getattr(request, "param", 3))}
-    log = open(tmp_path / "dask.log", "w")  # noqa: SIM115 (closed below)
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(allowed_failures)}
+    log = open(folder / "dask.log", "w")  # noqa: SIM115 (closed below)
     procs = [
         subprocess.Popen(
             [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
@@ -79,33 +79,45 @@ def kill_a_worker_during_training(address, folder) -> int:
     return pid
 
 
-def sweep_with_a_kill(address, out):
-    """The sweep, while another thread kills the worker running lr=0.1; the killer's failure fails the test."""
-    with ThreadPoolExecutor(1) as pool:
-        killer = pool.submit(kill_a_worker_during_training, address, out / "lr=0.1")
-        rows = run_sweep(GRID, out, scheduler=address, threads=1)
+def sweep_with_a_kill(grid, out, allowed_failures, victim):
+    """The sweep on a new cluster, while another thread kills the worker running the run `victim`; the killer's
+    failure fails the test."""
+    out.mkdir(parents=True)
+    with cluster(out, allowed_failures) as address, ThreadPoolExecutor(1) as pool:
+        killer = pool.submit(kill_a_worker_during_training, address, out / victim)
+        rows = run_sweep(grid, out, scheduler=address, threads=1)
         pid = killer.result()  # raises here what went wrong in the killer's thread
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the worker is gone: the run really lost its process
     return rows
 
 
-def test_a_killed_run_is_retried_on_the_other_worker_and_gives_the_uninterrupted_history(cluster, tmp_path, mnist_root):
-    rows = sweep_with_a_kill(cluster, tmp_path / "dask")
-    assert [(r["run"], r["status"]) for r in rows] == [("lr=0.05", "ok"), ("lr=0.1", "ok")]
-    uninterrupted = run_one(tmp_path / "here", {**GRID, "lr": 0.1}, threads=1)  # in this process, as --jobs 1 runs it
-    assert without_timings(rows[1]["history"]) == without_timings(uninterrupted["history"])
+@pytest.fixture(scope="module")
+def no_retries(tmp_path_factory, mnist_root):
+    """GRID's sweep on a cluster that allows no failure, the worker running lr=0.05 killed: its folder and rows."""
+    out = tmp_path_factory.mktemp("no_retries") / "sweep"
+    return out, sweep_with_a_kill(GRID, out, 0, "lr=0.05")
+
+
+@pytest.mark.xdist_group("dask")
+def test_a_run_whose_worker_dies_is_recorded_as_failed_and_the_others_finish(no_retries):
+    out, rows = no_retries
+    assert [(r["run"], r["status"]) for r in rows] == [("lr=0.05", "failed"), ("lr=0.1", "ok")]
+    assert rows[0]["error"] == (
+        "KilledWorker: the process running it died (killed, or out of memory); rerun it with --resume"
+    )
+    assert "| lr=0.05 | 0.05 | failed (KilledWorker: " in (out / "summary.md").read_text()
+
+
+@pytest.mark.xdist_group("dask")
+def test_a_killed_run_is_retried_on_the_other_worker_and_gives_the_uninterrupted_history(tmp_path, no_retries):
+    """Compared with lr=0.1 of the sweep above: the same run on a Dask worker, run to its end."""
+    rows = sweep_with_a_kill({**GRID, "lr": [0.1]}, tmp_path / "dask", 3, "lr=0.1")
+    assert [(r["run"], r["status"]) for r in rows] == [("lr=0.1", "ok")]
+    uninterrupted = no_retries[1][1]
+    assert uninterrupted["status"] == "ok"
+    assert without_timings(rows[0]["history"]) == without_timings(uninterrupted["history"])
     retried = tmp_path / "dask" / "lr=0.1"
     assert not list(retried.glob(".*.tmp"))  # no half-written file left by the killed attempt
     checkpoint = next(p for p in retried.glob("s7_acc*.pt"))
-    assert load_checkpoint(checkpoint, model_name="s7")[1]["history"] == rows[1]["history"]
-
-
-@pytest.mark.parametrize("cluster", [0], indirect=True)
-def test_a_run_whose_worker_dies_is_recorded_as_failed_and_the_others_finish(cluster, tmp_path, mnist_root):
-    rows = sweep_with_a_kill(cluster, tmp_path)
-    assert rows[0]["status"] == "ok"
-    assert rows[1]["status"] == "failed" and rows[1]["error"] == (
-        "KilledWorker: the process running it died (killed, or out of memory); rerun it with --resume"
-    )
-    assert "| lr=0.1 | 0.1 | failed (KilledWorker: " in (tmp_path / "summary.md").read_text()
+    assert load_checkpoint(checkpoint, model_name="s7")[1]["history"] == rows[0]["history"]

@@ -15,7 +15,7 @@ from runner import kinds
 NO_EMULATOR = "no qemu-x86_64 (Debian's qemu-user: `make emulator` installs it as root)"
 needs_emulator = pytest.mark.skipif(shutil.which(kinds.EMULATOR) is None or not numerics.X86_64, reason=NO_EMULATOR)
 x86_64_only = pytest.mark.skipif(not numerics.X86_64, reason="the pins are for x86-64 CPUs")
-SHORT_RUN = {"subset": 256, "epochs": 1, "clean_epochs": 0}  # 4 augmented steps, the EMA, dropout
+SHORT_RUN = {"subset": 192, "epochs": 1, "clean_epochs": 0}  # 3 augmented steps (the fewest), the EMA, dropout
 EVAL_IMAGES = 128  # an emulated CPU runs the AVX2 code about 1,000 times slower than this one
 
 

@@ -166,7 +166,7 @@ def test_resume_keeps_finished_runs_and_reruns_an_interrupted_one(tmp_path, mnis
     grid = tmp_path / "grid.yaml"
     grid.write_text("lr: [0.01, 0.05, 0.1]\nsubset: 500\nepochs: 1\nbatch_size: 100\ndevice: cpu\n")
     out = tmp_path / "out"
-    main(["grid.yaml", "--out", "out"])
+    main(["grid.yaml", "--out", "out", "--threads", "1"])  # make test's first half: a core per test
     assert (out / "lr=0.05" / "metrics.json").exists()
     kept, missed, killed = (out / f"lr={lr}" / "03_training.ipynb" for lr in (0.05, 0.01, 0.1))
     nb = nbformat.read(missed, as_version=4)  # as a recipe run that missed its target leaves it: a result to keep
@@ -183,7 +183,7 @@ def test_resume_keeps_finished_runs_and_reruns_an_interrupted_one(tmp_path, mnis
     nbformat.write(nb, killed)
     (out / "lr=0.1" / "metrics.json").unlink()
 
-    rows = main(["grid.yaml", "--resume", "out"])
+    rows = main(["grid.yaml", "--resume", "out", "--threads", "1"])
     printed = capsys.readouterr().out
     assert "lr=0.05: ok (kept from before)" in printed
     assert "lr=0.01: failed AssertionError: s7 missed its target: ... (kept from before)" in printed
