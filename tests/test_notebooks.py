@@ -34,7 +34,7 @@ from runner.evidence import committed_lines, committed_metrics, without_seconds
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SANITIZE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
 TRAINING = NOTEBOOKS / "03_training.ipynb"
-SMALL = dict(subset=1000, epochs=3, batch_size=100, device="cpu")
+SMALL = dict(subset=1000, epochs=3, batch_size=100, device="cpu", validation=True, ema=0.99, label_smoothing=0.1)
 
 
 def run(name, folder, **parameters):
@@ -134,29 +134,6 @@ def check_training_run(folder: Path, epochs: int, batch_size: int) -> None:
 
 
 @pytest.mark.slow
-def test_training_notebook_on_the_validation_split_never_reports_test_accuracy(tmp_path, mnist_root):
-    out = run(
-        "03_training.ipynb",
-        tmp_path,
-        subset=1000,
-        epochs=2,
-        batch_size=100,
-        device="cpu",
-        validation=True,
-        ema=0.99,
-        label_smoothing=0.1,
-        output_dir=str(tmp_path),
-    )
-    m = json.loads((tmp_path / "metrics.json").read_text())
-    assert (m["validation"], m["ema"], m["label_smoothing"]) == (True, 0.99, 0.1)
-    assert m["final_val_acc"] == m["history"][-1]["val_acc"] and "final_test_acc" not in m
-    assert all("test_acc" not in h for h in m["history"])
-    text = outputs_text(out)
-    assert "val images: 10,000" in text and "| val loss " in text and "test loss" not in text
-    assert "on the validation split (the target is for the test set) -> NOT met" in text
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "name,how,typo,message",
     [
@@ -213,9 +190,21 @@ def kernel_pids(parent: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory, mnist_root) -> Path:
-    """03 executed once with SMALL, for the two tests below (one xdist group: one worker runs both)."""
+    """03 executed once with SMALL, for the three tests below (one xdist group: one worker runs them)."""
     folder = tmp_path_factory.mktemp("small")
     return run("03_training.ipynb", folder, **SMALL, output_dir=str(folder / "out"))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("small_run")
+def test_training_notebook_on_the_validation_split_never_reports_test_accuracy(small_run):
+    m = json.loads((small_run.parent / "out" / "metrics.json").read_text())
+    assert (m["validation"], m["ema"], m["label_smoothing"]) == (True, 0.99, 0.1)
+    assert m["final_val_acc"] == m["history"][-1]["val_acc"] and "final_test_acc" not in m
+    assert all("test_acc" not in h for h in m["history"])
+    text = outputs_text(small_run)
+    assert "val images: 10,000" in text and "| val loss " in text and "test loss" not in text
+    assert "on the validation split (the target is for the test set) -> NOT met" in text
 
 
 @pytest.mark.slow
@@ -256,13 +245,13 @@ def test_killed_run_leaves_only_loadable_files_and_resumes_to_the_uninterrupted_
         elif path.suffix == ".png":
             assert matplotlib.image.imread(path).size > 0
         elif path.name == "tensorboard":  # event files are appended and flushed per epoch
-            assert EventAccumulator(str(path)).Reload().Scalars("accuracy/test")[0].step == 1
+            assert EventAccumulator(str(path)).Reload().Scalars("accuracy/val")[0].step == 1
         else:
             assert path.name.endswith(".tmp"), f"unexpected file {path.name}"
     run("03_training.ipynb", tmp_path / "b", **SMALL, resume=str(cut / LAST_CHECKPOINT))
     resumed = json.loads((cut / "metrics.json").read_text())
     assert without_timings(resumed["history"]) == without_timings(full["history"])
-    assert resumed["final_test_acc"] == full["final_test_acc"]
+    assert resumed["final_val_acc"] == full["final_val_acc"]
 
 
 def nbval(notebook) -> subprocess.CompletedProcess:
@@ -295,10 +284,10 @@ def test_seeded_small_run_passes_nbval_and_a_changed_number_fails(tmp_path, smal
     assert "".join(cell["source"]).startswith("# NBVAL_CHECK_OUTPUT")
     lines = "".join("".join(o.get("text", "")) for o in cell["outputs"])
     shown = "\n".join(line.rsplit("\r", 1)[-1] for line in lines.split("\n"))  # as nbval sees it: bars overwritten
-    assert shown.count("%") == 2 * SMALL["epochs"]  # train and test accuracy of every epoch are checked
+    assert shown.count("%") == 2 * SMALL["epochs"]  # train and validation accuracy of every epoch are checked
     result = nbval(small_run)  # executed again, into the same output folder
     assert result.returncode == 0, result.stdout[-3000:]
-    last_acc = lines.rsplit("acc ", 1)[1].split()[0]  # the last epoch's test accuracy, e.g. 61.42%
+    last_acc = lines.rsplit("acc ", 1)[1].split()[0]  # the last epoch's validation accuracy, e.g. 61.42%
     cell["outputs"] = [nbformat_stream(lines.replace(last_acc, "12.34%"))]
     del nb["cells"][training + 1 :]  # what comes after the training (plots, export) cannot make it pass
     tampered = tmp_path / "tampered.ipynb"
