@@ -78,7 +78,8 @@ def train_first_epochs(params: dict, epochs_to_run: int, eval_images: int | None
 def run(children: list[tuple[list[str], dict | None]], params: dict, epochs_to_run: int, eval_images=None) -> list:
     """`train_first_epochs` in a new Python process for each (prefix, env) of `children`, started through `prefix`
     (an emulator, or [] for this CPU) with `env` added to its environment. They import at the same time (on one
-    thread each: the slow part under emulation), then train one after another, each alone on the cores."""
+    thread each: the slow part under emulation), then train one after another, each alone on the cores. A child that
+    fails raises UserError with its last line; the others are killed."""
     child = json.dumps([params, epochs_to_run, eval_images])
     procs = [
         subprocess.Popen(
@@ -99,6 +100,7 @@ def run(children: list[tuple[list[str], dict | None]], params: dict, epochs_to_r
         if proc.returncode != 0:
             for other in procs:
                 other.kill()
+                other.communicate()  # reaped, its pipes closed
             last = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
             raise UserError(f"training under {' '.join(prefix) or 'this CPU'} failed: {last}")
         results.append(json.loads(out.splitlines()[-1]))

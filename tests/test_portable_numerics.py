@@ -128,3 +128,16 @@ def test_make_kinds_without_the_emulator_ends_with_one_line_and_makes_no_folder(
     assert stop.value.code == 1 and not (tmp_path / "kinds").exists()
     fix = "install Debian's qemu-user (`make emulator` does, as root)"
     assert capsys.readouterr().err == f"python -m runner.kinds: no {kinds.EMULATOR} here: {fix}\n"
+
+
+def test_a_child_that_fails_is_one_line_and_the_others_are_stopped_before_training(monkeypatch):
+    started, popen = [], subprocess.Popen
+
+    def start(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(kinds.subprocess, "Popen", start)
+    with pytest.raises(kinds.UserError, match="^training under false failed: exit status 1$"):
+        kinds.run([(["false"], None), ([], None)], SHORT_RUN, 1, EVAL_IMAGES)
+    assert [p.returncode for p in started] == [1, -9]  # the second killed while it waited to train, and reaped
