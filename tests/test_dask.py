@@ -114,7 +114,7 @@ def test_a_killed_run_is_retried_on_the_other_worker_and_gives_the_uninterrupted
     """Compared with lr=0.1 of the sweep above: the same run on a Dask worker, run to its end."""
     rows = sweep_with_a_kill({**GRID, "lr": [0.1]}, tmp_path / "dask", 3, "lr=0.1")
     assert [(r["run"], r["status"]) for r in rows] == [("lr=0.1", "ok")]
-    uninterrupted = no_retries[1][1]
+    _, (_, uninterrupted) = no_retries
     assert uninterrupted["status"] == "ok"
     assert without_timings(rows[0]["history"]) == without_timings(uninterrupted["history"])
     retried = tmp_path / "dask" / "lr=0.1"

@@ -189,29 +189,29 @@ def kernel_pids(parent: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory, mnist_root) -> Path:
+def small_notebook(tmp_path_factory, mnist_root) -> Path:
     """03 executed once with SMALL, for the three tests below (one xdist group: one worker runs them)."""
     folder = tmp_path_factory.mktemp("small")
     return run("03_training.ipynb", folder, **SMALL, output_dir=str(folder / "out"))
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("small_run")
-def test_training_notebook_on_the_validation_split_never_reports_test_accuracy(small_run):
-    m = json.loads((small_run.parent / "out" / "metrics.json").read_text())
+@pytest.mark.xdist_group("small_notebook")
+def test_training_notebook_on_the_validation_split_never_reports_test_accuracy(small_notebook):
+    m = json.loads((small_notebook.parent / "out" / "metrics.json").read_text())
     assert (m["validation"], m["ema"], m["label_smoothing"]) == (True, 0.99, 0.1)
     assert m["final_val_acc"] == m["history"][-1]["val_acc"] and "final_test_acc" not in m
     assert all("test_acc" not in h for h in m["history"])
-    text = outputs_text(small_run)
+    text = outputs_text(small_notebook)
     assert "val images: 10,000" in text and "| val loss " in text and "test loss" not in text
     assert "on the validation split (the target is for the test set) -> NOT met" in text
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("small_run")
+@pytest.mark.xdist_group("small_notebook")
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the kernel process through /proc")
-def test_killed_run_leaves_only_loadable_files_and_resumes_to_the_uninterrupted_history(tmp_path, small_run):
-    full = json.loads((small_run.parent / "out" / "metrics.json").read_text())
+def test_killed_run_leaves_only_loadable_files_and_resumes_to_the_uninterrupted_history(tmp_path, small_notebook):
+    full = json.loads((small_notebook.parent / "out" / "metrics.json").read_text())
     cut = tmp_path / "cut"
     args = [arg for k, v in {**SMALL, "output_dir": cut}.items() for arg in ("-p", k, str(v))]
     papermill = subprocess.Popen(
@@ -276,16 +276,16 @@ def nbval(notebook) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("small_run")
-def test_seeded_small_run_passes_nbval_and_a_changed_number_fails(tmp_path, small_run):
-    nb = json.loads(small_run.read_text())
+@pytest.mark.xdist_group("small_notebook")
+def test_seeded_small_run_passes_nbval_and_a_changed_number_fails(tmp_path, small_notebook):
+    nb = json.loads(small_notebook.read_text())
     training = next(i for i, c in enumerate(nb["cells"]) if "history = fit(" in "".join(c["source"]))
     cell = nb["cells"][training]
     assert "".join(cell["source"]).startswith("# NBVAL_CHECK_OUTPUT")
     lines = "".join("".join(o.get("text", "")) for o in cell["outputs"])
     shown = "\n".join(line.rsplit("\r", 1)[-1] for line in lines.split("\n"))  # as nbval sees it: bars overwritten
     assert shown.count("%") == 2 * SMALL["epochs"]  # train and validation accuracy of every epoch are checked
-    result = nbval(small_run)  # executed again, into the same output folder
+    result = nbval(small_notebook)  # executed again, into the same output folder
     assert result.returncode == 0, result.stdout[-3000:]
     last_acc = lines.rsplit("acc ", 1)[1].split()[0]  # the last epoch's validation accuracy, e.g. 61.42%
     cell["outputs"] = [nbformat_stream(lines.replace(last_acc, "12.34%"))]
