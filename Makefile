@@ -7,7 +7,7 @@ SEEDS ?= 10
 JOBS ?= 1
 SWEEP ?= sweeps/example.yaml
 
-.PHONY: help run test test-quick kinds gpu site browser emulator data fashion-data models seeds sweep tensorboard notebooks bench bench-quick fork lock lint clean
+.PHONY: help run test test-quick kinds gpu grade sandbox site browser emulator data fashion-data models seeds sweep tensorboard notebooks bench bench-quick fork lock lint clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
@@ -37,7 +37,7 @@ run: data  ## the three notebooks -> runs/<timestamp>/ (notebooks, HTML, PNGs, c
 # waiting thread sleeping instead of spinning; then, alone on both cores, those marked serial and nbval's
 # re-execution of the committed notebooks (tests/README.md). Exit status 5: TEST_ARGS selected none of this half.
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-test: data fashion-data browser emulator node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval, the site, emulated CPUs (TEST_ARGS="--keep-runs runs": keep its training)
+test: data fashion-data browser emulator sandbox node_modules/.package-lock.json  ## what CI runs: ruff, unit tests, papermill runs, nbval, the site, emulated CPUs (TEST_ARGS="--keep-runs runs": keep its training)
 	$(ONE_THREAD) $(PY) -m pytest -v --durations=10 -n 2 --dist loadgroup -m "not serial" $(TEST_ARGS) tests || [ $$? -eq 5 ]
 	$(PY) -m pytest -v --durations=10 -m serial --nbval-lax --nbval-current-env --nbval-cell-timeout 900 \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg $(TEST_ARGS) tests notebooks || [ $$? -eq 5 ]
@@ -68,6 +68,17 @@ emulator:  ## Debian's qemu-user (qemu-x86_64: other CPU models, emulated) for t
 	    echo "installing qemu-user with sudo (the emulated-CPU test)"; \
 	    sudo apt-get update -qq && sudo apt-get install -y -qq qemu-user >/dev/null; \
 	  else echo "no qemu-x86_64: the emulated-CPU tests are skipped; install Debian's or Ubuntu's qemu-user"; fi; fi
+
+sandbox:  ## Debian's bubblewrap (bwrap), the sandbox make grade runs students' code in
+	@if ! command -v bwrap >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's bubblewrap (the grader's sandbox)"; \
+	    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "no bwrap: make grade refuses to run students' code; install Debian's or Ubuntu's bubblewrap"; fi; fi
+
+grade: data sandbox  ## a class of forks re-executed in a sandbox, every number checked: CLASS=class.yaml GRADE_ARGS="--before DATE" -> grades/
+	@test -n "$(CLASS)" || { echo "make grade needs CLASS=class.yaml: students: a list of {name, repo, ref}"; exit 2; }
+	$(PY) -m runner.grade $(CLASS) $(GRADE_ARGS)
 
 models: data  ## every model's recipe (recipes/<model>.yaml) once -> runs/models-<timestamp>/<model>/seeds.md
 	$(PY) -m runner.sweep --recipe all --seeds 1 --jobs $(JOBS)
@@ -108,5 +119,5 @@ lint: $(VENV)/.installed  ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-clean:  ## remove runs/, site/, screenshots/ and caches (data/, .venv/ and node_modules/ stay)
-	rm -rf runs site screenshots .pytest_cache
+clean:  ## remove runs/, grades/, site/, screenshots/ and caches (data/, .venv/ and node_modules/ stay)
+	rm -rf runs grades site screenshots .pytest_cache

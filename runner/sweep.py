@@ -32,9 +32,9 @@ from .runs import check_resumable, first_line, run_one, with_metrics
 
 
 @contextlib.contextmanager
-def dask_client(jobs: int, scheduler: str | None):
-    """A client of the Dask cluster at `scheduler`, or of a LocalCluster of `jobs` worker processes on this machine
-    (loopback only, no dashboard)."""
+def dask_client(jobs: int, scheduler: str | None, threads: int = 1, resources: dict | None = None):
+    """A client of the Dask cluster at `scheduler`, or of a LocalCluster of `jobs` worker processes on this machine,
+    each with `threads` threads and `resources` (loopback only, no dashboard)."""
     if scheduler:
         try:
             client = Client(scheduler, timeout=10)
@@ -50,7 +50,8 @@ def dask_client(jobs: int, scheduler: str | None):
         mock.patch.dict(os.environ),  # the nannies set OMP_NUM_THREADS=1 here for their workers: restored after
         LocalCluster(
             n_workers=jobs,
-            threads_per_worker=1,
+            threads_per_worker=threads,
+            resources=resources,
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",

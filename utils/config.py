@@ -204,10 +204,10 @@ def runs_dir() -> Path:
     return Path(os.environ.get("RUNS_DIR") or REPO_ROOT / "runs")
 
 
-def make_output_dir(output_dir=None, prefix: str = "") -> Path:
+def make_output_dir(output_dir=None, prefix: str = "", parent: Path | None = None) -> Path:
     """The run's output folder: `output_dir` (created if needed; it may hold an earlier run), or else a new folder
-    of its own under runs_dir(), `<prefix><timestamp>`, created exclusively: a run started in the same second
-    gets `-2`, `-3`, ..., so runs started together never write into one folder."""
+    of its own under `parent` (default: runs_dir()), `<prefix><timestamp>`, created exclusively: a run started in
+    the same second gets `-2`, `-3`, ..., so runs started together never write into one folder."""
     if output_dir is not None:
         path = Path(output_dir)
         try:
@@ -215,10 +215,11 @@ def make_output_dir(output_dir=None, prefix: str = "") -> Path:
         except OSError as err:
             _fail("output_dir", str(output_dir), f"a folder path this user can write to ({err.strerror})")
         return path
-    runs_dir().mkdir(parents=True, exist_ok=True)
+    parent = parent or runs_dir()
+    parent.mkdir(parents=True, exist_ok=True)
     stamp = f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}"
     for n in itertools.count(1):
-        path = runs_dir() / (stamp if n == 1 else f"{stamp}-{n}")
+        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
         try:
             path.mkdir()
             return path
