@@ -76,9 +76,9 @@ sandbox:  ## Debian's bubblewrap (bwrap), the sandbox make grade runs students' 
 	    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
 	  else echo "no bwrap: make grade refuses to run students' code; install Debian's or Ubuntu's bubblewrap"; fi; fi
 
-grade: data sandbox  ## a class of forks re-executed in a sandbox, every number checked: CLASS=class.yaml GRADE_ARGS="--before DATE" -> grades/
+grade: data sandbox  ## a class's forks re-executed in a sandbox, every number checked: CLASS=class.yaml GRADE_ARGS="--before DATE" (or SCHEDULER=tcp://HOST:8786) -> grades/
 	@test -n "$(CLASS)" || { echo "make grade needs CLASS=class.yaml: students: a list of {name, repo, ref}"; exit 2; }
-	$(PY) -m runner.grade $(CLASS) $(GRADE_ARGS)
+	$(PY) -m runner.grade $(CLASS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(GRADE_ARGS)
 
 models: data  ## every model's recipe (recipes/<model>.yaml) once -> runs/models-<timestamp>/<model>/seeds.md
 	$(PY) -m runner.sweep --recipe all --seeds 1 --jobs $(JOBS)

@@ -57,8 +57,8 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ENTRY_KEYS = {"name", "repo", "ref"}
 
 
-class ClassFileError(ValueError):
-    """The class file cannot be read as a list of students."""
+class GradeError(ValueError):
+    """The class cannot be graded at all: its class file is no list of students, or the Dask cluster has no cores."""
 
 
 def read_class(path: Path) -> list[dict]:
@@ -66,11 +66,11 @@ def read_class(path: Path) -> list[dict]:
     try:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as err:
-        raise ClassFileError(f"cannot read {path} ({err.strerror})") from None
+        raise GradeError(f"cannot read {path} ({err.strerror})") from None
     except yaml.YAMLError as err:
-        raise ClassFileError(f"{path} is not valid YAML ({str(err).splitlines()[0]})") from None
+        raise GradeError(f"{path} is not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("students"), list) or not data["students"]:
-        raise ClassFileError(f"{path} needs `students:`, a list of entries with name, repo and optionally ref")
+        raise GradeError(f"{path} needs `students:`, a list of entries with name, repo and optionally ref")
     entries, seen = [], set()
     for i, entry in enumerate(data["students"], 1):
         name = entry.get("name") if isinstance(entry, dict) else None
@@ -330,7 +330,7 @@ def grade(entries, out: Path, before=None, limits=None, sandboxed=True, schedule
         with dask_client(1, scheduler, threads=cores, resources={"cores": cores}) as client:
             have = max(w.get("resources", {}).get("cores", 0) for w in client.scheduler_info()["workers"].values())
             if not have:
-                raise ClassFileError(
+                raise GradeError(
                     f"the Dask workers at {scheduler} declare no cores resource: start each with "
                     "`dask worker ADDRESS --nthreads N --resources cores=N`"
                 )
@@ -393,7 +393,7 @@ def plot_class(rows: list[dict], path: Path) -> None:
     on the re-run, coloured by whether the committed numbers were reproduced (hollow: not a full run), and why a
     student has none."""
     fig, (curves, students) = plt.subplots(1, 2, figsize=(14, 1.5 + 0.45 * max(8, len(rows))), width_ratios=(3, 2))
-    bars = set()
+    bars, measures = set(), []
     for y, r in enumerate(rows):
         spec = MODELS.get(r.get("model"))
         if not r.get("history") or spec is None:
@@ -404,7 +404,8 @@ def plot_class(rows: list[dict], path: Path) -> None:
         full = r["target"] in ("met", "missed")
         colour = COLOURS[r["reproduced"]]
         curves.plot(range(1, len(accs) + 1), accs, marker="o", ms=3, ls="-" if full else ":", label=r["student"])
-        students.scatter(100 * spec.target.measure(r["history"]), y, s=60, color=colour,
+        measures.append(100 * spec.target.measure(r["history"]))
+        students.scatter(measures[-1], y, s=60, color=colour,
                          facecolor=colour if full else "none", zorder=3)  # fmt: skip
         bars.add(100 * spec.target.bar)
     for bar in bars:
@@ -419,6 +420,8 @@ def plot_class(rows: list[dict], path: Path) -> None:
                  xlabel="the target's measure on the re-run (%), dashed: its bar",
                  title="Reproduced: green yes, red no, grey not comparable\n"
                        "hollow: not a full run (target not checked)")  # fmt: skip
+    lowest = min(measures + list(bars), default=0)
+    students.set_xlim(max(0, lowest - 0.1 * (100 - lowest) - 0.2), 100.05)  # accuracies end at 100%
     students.title.set_fontsize(10)
     students.grid(alpha=0.3, axis="x")
     save_figure(fig, path)
@@ -463,13 +466,13 @@ def main(argv=None) -> list[dict]:
         sandboxed = False
     try:
         entries = read_class(args.classfile)
-    except ClassFileError as err:
+    except GradeError as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     out = args.resume or args.out or make_output_dir(parent=REPO_ROOT / "grades")
     limits = sandbox.Limits(args.timeout, int(args.timeout * 4), int(args.memory * 2**30))
     try:
         rows = grade(entries, out, args.before, limits, sandboxed, args.scheduler, args.cores, bool(args.resume))
-    except ClassFileError as err:
+    except GradeError as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     print("\n" + (Path(out) / "grades.md").read_text() + f"\ngrades.csv, grades.md, grades.png in {out}")
     return rows

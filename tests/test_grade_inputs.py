@@ -187,3 +187,16 @@ def test_a_deadline_before_every_commit_and_an_unknown_ref_are_one_line(tmp_path
     assert job["error"] == f"cannot check out {repo}: no commit of HEAD before 2001-01-01T00:00:00"
     job = grade.plan({"name": "f", "repo": str(repo), "ref": "submission"}, tmp_path / "out" / "f", None)
     assert job["error"] == f"cannot check out {repo}: no branch, tag or commit submission in {repo}"
+
+
+def test_a_dask_cluster_whose_workers_declare_no_cores_is_one_line(tmp_path, capsys):
+    from dask.distributed import LocalCluster
+
+    (tmp_path / "class.yaml").write_text("students: [{name: a}]")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        code, err = run_main(capsys, tmp_path / "class.yaml", "--scheduler", cluster.scheduler_address,
+                             "--out", tmp_path / "grades")  # fmt: skip
+    assert code == 2 and err == (
+        f"python -m runner.grade: error: the Dask workers at {cluster.scheduler_address} declare no cores resource: "
+        "start each with `dask worker ADDRESS --nthreads N --resources cores=N`\n"
+    )
