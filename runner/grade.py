@@ -10,6 +10,7 @@ class.yaml:  students: [{name: alice, repo: https://github.com/alice/mnist, ref:
 """
 
 import csv
+import dataclasses
 import datetime
 import io
 import json
@@ -195,13 +196,14 @@ def rerun(job: dict, limits: sandbox.Limits, sandboxed: bool = True) -> dict:
     ]
     data = {prepare_data(): repo / "data"}  # the teacher's verified MNIST, read-only where the student's code looks
     (repo / "data").mkdir(exist_ok=True)
+    limits = dataclasses.replace(limits, cpu_seconds=int(limits.wall_seconds * (job["threads"] + 1)))
     ended = sandbox.run(argv, folder, folder / "run.log", env, limits, data, repo / "notebooks", sandboxed)
     nb = read(executed)
     if nb is not None:
         html, _ = HTMLExporter(sanitize_html=True).from_filename(str(executed))  # the student's HTML made inert
         atomic_write(folder / "03_training.html", lambda p: p.write_text(html))
     committed = json.loads((repo / NOTEBOOK).read_text())
-    result = judge(job, committed, nb, ended, limits, folder / "run" / "metrics.json")
+    result = judge(job, committed, nb, ended, limits, folder)
     return finish({**job, "seconds": job["seconds"] + time.monotonic() - start}, result)
 
 
@@ -212,40 +214,40 @@ def read(path: Path) -> dict | None:
         return None
 
 
-def failure(nb: dict | None, ended: sandbox.Ended, limits: sandbox.Limits) -> str | None:
+def failure(nb: dict | None, ended: sandbox.Ended, limits: sandbox.Limits, log: Path) -> str | None:
     """Why the re-run did not run to its end (None if it did, or only its target check failed)."""
     if ended.timed_out:
         return f"did not finish within its wall-time limit ({limits.wall_seconds:.0f} s): killed"
-    errors = [
-        (i, c, o)
-        for i, c in enumerate(claims.code_cells(nb or {"cells": []}))
-        for o in c.get("outputs", [])
-        if o.get("output_type") == "error"
-    ]
+    cells = claims.code_cells(nb or {"cells": []})
+    errors = [(i, c, o) for i, c in enumerate(cells) for o in c.get("outputs", []) if o.get("output_type") == "error"]
     if errors:
         i, cell, out = errors[0]
         if "target-check" in cell.get("metadata", {}).get("tags", []):
             return None
-        if out.get("ename") == "DeadKernelError":
-            return (
-                f"its kernel died in {claims.cell_name(cell, i)} (killed: out of memory, over "
-                f"{limits.memory_bytes / 2**30:.0f} GiB, or past {limits.cpu_seconds} s of CPU time)"
-            )
-        return f"crashed in {claims.cell_name(cell, i)}: {out.get('ename')}: {out.get('evalue')}".splitlines()[0]
+        error = (": ".join(filter(None, (out.get("ename"), out.get("evalue")))) or "an error").splitlines()[0]
+        if out.get("ename") == "MemoryError":
+            error += f" (over the limit of {limits.memory_bytes / 2**30:.0f} GiB a process, --memory)"
+        return f"crashed in {claims.cell_name(cell, i)}: {error}"
     if ended.returncode != 0:
-        return f"papermill ended with exit status {ended.returncode}: see run.log"
+        last = (log.read_text(errors="replace").strip().splitlines() or [""])[-1]
+        if "DeadKernelError" in last:
+            return (
+                f"ended when its kernel was killed (over {limits.memory_bytes / 2**30:.0f} GiB of memory a "
+                f"process, past {limits.cpu_seconds} s of CPU time, or by itself)"
+            )
+        return f"ended with papermill's exit status {ended.returncode} ({last[:120]})"
     return None
 
 
-def judge(job, committed, nb, ended, limits, metrics_file: Path) -> dict:
+def judge(job, committed, nb, ended, limits, folder: Path) -> dict:
     """The row's results: reproduced, its first difference, the model, its parameter count, and the target."""
     result = {"runs_on": job["kind"] or "(no runs on line)"}
-    metrics = read(metrics_file)
+    metrics, log = read(folder / "run" / "metrics.json"), folder / "run.log"
     if metrics is not None:
         spec = MODELS.get(metrics.get("model"))
         result.update(model=metrics.get("model"), params=metrics.get("params"), budget=spec and spec.max_params)
         result["history"] = metrics.get("history")
-    if (crash := failure(nb, ended, limits)) is not None:
+    if (crash := failure(nb, ended, limits, log)) is not None:
         return {**result, "reproduced": "no", "first_difference": f"the re-run {crash}", "target": "not run"}
     rerun_kind = claims.runs_on(nb)
     if job["kind"] is None:
@@ -469,7 +471,7 @@ def main(argv=None) -> list[dict]:
     except GradeError as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     out = args.resume or args.out or make_output_dir(parent=REPO_ROOT / "grades")
-    limits = sandbox.Limits(args.timeout, int(args.timeout * 4), int(args.memory * 2**30))
+    limits = sandbox.Limits(wall_seconds=args.timeout, memory_bytes=int(args.memory * 2**30))
     try:
         rows = grade(entries, out, args.before, limits, sandboxed, args.scheduler, args.cores, bool(args.resume))
     except GradeError as err:

@@ -20,7 +20,7 @@ FIX = "install Debian's or Ubuntu's bubblewrap (`apt-get install bubblewrap`)"
 @dataclass(frozen=True)
 class Limits:
     wall_seconds: float = 1800.0  # the whole run, kernel start to the last cell
-    cpu_seconds: int = 7200  # per process of the run
+    cpu_seconds: int = 5400  # per process of the run, all its threads
     memory_bytes: int = 8 << 30  # address space per process (torch's CUDA build maps about 3 GiB at import)
 
 
