@@ -57,6 +57,14 @@ def runs_on(nb) -> str | None:
     return None
 
 
+def parameter_count(nb) -> tuple[str | None, int | None]:
+    """The model and parameter count a run printed ("s7: 7,578 parameters"), or (None, None)."""
+    for cell in code_cells(nb or {"cells": []}):
+        if found := re.search(r"^(\w+): ([\d,]+) parameters$", visible_text(cell), re.M):
+            return found.group(1), int(found.group(2).replace(",", ""))
+    return None, None
+
+
 def threads(kind: str | None) -> int:
     """The thread count a "runs on" line names (2, the pinned count, where it names none)."""
     found = re.search(r"(\d+) threads?\b", kind or "")

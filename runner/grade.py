@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -39,21 +40,10 @@ from .runs import first_line
 from .sweep import dask_client
 
 NOTEBOOK = Path("notebooks") / "03_training.ipynb"
-COLUMNS = [
-    "student",
-    "commit",
-    "model",
-    "params",
-    "budget",
-    "reproduced",
-    "first_difference",
-    "target",
-    "verdict",
-    "seconds",
-    "runs_on",
-    "repo",
-    "error",
-]
+COLUMNS = (
+    "student commit date model params budget reproduced first_difference target verdict seconds runs_on repo error"
+)
+COLUMNS = COLUMNS.split()
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ENTRY_KEYS = {"name", "repo", "ref"}
 
@@ -63,7 +53,8 @@ class GradeError(ValueError):
 
 
 def read_class(path: Path) -> list[dict]:
-    """The students of a class file, in order: each {name, repo, ref} or, for an entry that is wrong, {name, error}."""
+    """The students of a class file, in order: each {name, repo, ref} or, for an entry that is wrong, {name, error}
+    (named entry-N where its name cannot name a folder of its own)."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as err:
@@ -81,9 +72,10 @@ def read_class(path: Path) -> list[dict]:
         elif unknown := sorted(set(entry) - ENTRY_KEYS, key=str):
             row["error"] = f"class file entry {i} has unknown keys {', '.join(map(str, unknown))} (name, repo, ref)"
         elif not isinstance(name, str) or not NAME.fullmatch(name):
-            row["error"] = f"class file entry {i}: name {name!r} must be letters, digits, '.', '_' or '-' (a folder)"
+            row = {"name": f"entry-{i}", "error": f"class file entry {i}: name {name!r} must be letters, digits, "
+                   "'.', '_' or '-' (it names a folder)"}  # fmt: skip
         elif name in seen:
-            row["error"] = f"class file entry {i}: a second student named {name}"
+            row = {"name": f"entry-{i}", "error": f"class file entry {i}: a second student named {name}"}
         elif not isinstance(entry.get("repo"), str) or not entry["repo"]:
             row["error"] = f"class file entry {i} ({name}) has no repo (a git URL or a local path)"
         elif entry.get("ref") is not None and not isinstance(entry["ref"], str):
@@ -107,8 +99,7 @@ def git(*args, cwd=None) -> str:
 def checkout(entry: dict, repo: Path, before: str | None) -> tuple[str, str]:
     """A fresh clone of the student's repository in `repo` (symbolic links as plain files: nothing in it points
     outside), at `ref` (default: its HEAD), at its last commit before `before`. Returns (commit, its date)."""
-    if repo.exists():
-        subprocess.run(["rm", "-rf", str(repo)], check=True)
+    shutil.rmtree(repo, ignore_errors=True)
     source = str(Path(entry["repo"]).resolve()) if Path(entry["repo"]).is_dir() else entry["repo"]
     git("clone", "--quiet", "--no-checkout", "--config", "core.symlinks=false", "--", source, str(repo))
     ref = entry.get("ref")
@@ -125,19 +116,20 @@ def checkout(entry: dict, repo: Path, before: str | None) -> tuple[str, str]:
 
 
 def plan(entry: dict, folder: Path, before: str | None) -> dict:
-    """What to re-run for one student: the checkout, the committed run's parameters and machine kind. A problem
-    found here (bad entry, unreachable repository, missing or unexecuted notebook) is the row's `error`."""
+    """What to re-run for one student: the checkout in `folder`/work/repo, the committed notebook (kept here: the
+    run cannot change it), its parameters and machine kind. A problem found here (bad entry, unreachable repository,
+    missing or unexecuted notebook) is the row's `error`."""
     start = time.monotonic()
     job = {"student": entry["name"], "repo": entry.get("repo", ""), "folder": str(folder)}
     folder.mkdir(parents=True, exist_ok=True)
     if "error" in entry:
         return {**job, "error": entry["error"], "seconds": 0.0}
     try:
-        job["commit"], job["date"] = checkout(entry, folder / "repo", before)
+        job["commit"], job["date"] = checkout(entry, folder / "work" / "repo", before)
     except (RuntimeError, subprocess.TimeoutExpired) as err:
         return {**job, "error": f"cannot check out {entry['repo']}: {err}", "seconds": time.monotonic() - start}
     job["seconds"] = time.monotonic() - start
-    path = folder / "repo" / NOTEBOOK
+    path = folder / "work" / "repo" / NOTEBOOK
     if not path.is_file():
         return {**job, "error": f"no {NOTEBOOK} at commit {job['commit'][:8]}"}
     try:
@@ -152,25 +144,30 @@ def plan(entry: dict, folder: Path, before: str | None) -> dict:
     if kind and not kind.startswith("cpu"):  # a GPU's or Apple's run: this machine re-runs it on its CPU
         params["device"] = "cpu"
     portable = kind is None or "portable" in kind or not kind.startswith("cpu")
-    return {**job, "kind": kind, "params": params, "threads": claims.threads(kind), "portable": portable}
+    threads = claims.threads(kind)
+    return {**job, "committed": nb, "kind": kind, "params": params, "threads": threads, "portable": portable}
 
 
 def rerun(job: dict, limits: sandbox.Limits, sandboxed: bool = True) -> dict:
     """Re-execute the student's committed notebook through their own utils (PYTHONPATH), in the sandbox, with the
-    committed run's parameters, threads and numerics; then compare and check. Returns the row (also row.json)."""
+    committed run's parameters, threads and numerics; then compare and check. The run may write only in
+    `folder`/work; the re-executed notebook is copied out, beside its HTML, its log and the row (row.json)."""
     folder, start = Path(job["folder"]), time.monotonic()
     if "error" in job:
         return finish(job, {"reproduced": "not run", "target": "not run"})
-    repo = folder / "repo"
-    for stale in ("run", "03_training.ipynb", "03_training.html", "run.log", "row.json"):
-        subprocess.run(["rm", "-rf", str(folder / stale)], check=True)
-    (folder / "home").mkdir(exist_ok=True)
-    params = {**job["params"], "output_dir": str(folder / "run")}
-    atomic_write(folder / "parameters.yaml", lambda p: p.write_text(yaml.safe_dump(params)))
+    work = folder / "work"
+    repo, executed = work / "repo", work / "03_training.ipynb"
+    shutil.rmtree(work / "run", ignore_errors=True)  # an earlier attempt's
+    for stale in (executed, *(folder / name for name in ("03_training.ipynb", "03_training.html", "run.log"))):
+        stale.unlink(missing_ok=True)
+    (work / "home").mkdir(exist_ok=True)
+    (repo / "data").mkdir(exist_ok=True)
+    params = {**job["params"], "output_dir": str(work / "run")}
+    atomic_write(work / "parameters.yaml", lambda p: p.write_text(yaml.safe_dump(params)))
     venv = Path(sys.prefix)
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
-        "HOME": str(folder / "home"),
+        "HOME": str(work / "home"),
         "USER": "student",
         "LANG": "C.UTF-8",
         "TMPDIR": "/tmp",
@@ -180,30 +177,18 @@ def rerun(job: dict, limits: sandbox.Limits, sandboxed: bool = True) -> dict:
         SWITCH: "1" if job["portable"] else "0",
         **dict.fromkeys(THREAD_VARIABLES, str(job["threads"])),
     }
-    executed = folder / "03_training.ipynb"
-    argv = [
-        str(venv / "bin" / "python"),
-        "-m",
-        "papermill",
-        str(repo / NOTEBOOK),
-        str(executed),
-        "-f",
-        str(folder / "parameters.yaml"),
-        "--cwd",
-        str(repo / "notebooks"),
-        "--no-progress-bar",
-        "--log-output",
-    ]
+    papermill = [str(venv / "bin" / "python"), "-m", "papermill", str(repo / NOTEBOOK), str(executed)]
+    papermill += ["-f", str(work / "parameters.yaml"), "--cwd", str(repo / "notebooks"), "--no-progress-bar"]
     data = {prepare_data(): repo / "data"}  # the teacher's verified MNIST, read-only where the student's code looks
-    (repo / "data").mkdir(exist_ok=True)
     limits = dataclasses.replace(limits, cpu_seconds=int(limits.wall_seconds * (job["threads"] + 1)))
-    ended = sandbox.run(argv, folder, folder / "run.log", env, limits, data, repo / "notebooks", sandboxed)
+    log = folder / "run.log"
+    ended = sandbox.run([*papermill, "--log-output"], work, log, env, limits, data, repo / "notebooks", sandboxed)
     nb = read(executed)
     if nb is not None:
+        shutil.copy(executed, folder / executed.name)
         html, _ = HTMLExporter(sanitize_html=True).from_filename(str(executed))  # the student's HTML made inert
         atomic_write(folder / "03_training.html", lambda p: p.write_text(html))
-    committed = json.loads((repo / NOTEBOOK).read_text())
-    result = judge(job, committed, nb, ended, limits, folder)
+    result = judge(job, nb, ended, limits, work / "run" / "metrics.json", log)
     return finish({**job, "seconds": job["seconds"] + time.monotonic() - start}, result)
 
 
@@ -239,14 +224,16 @@ def failure(nb: dict | None, ended: sandbox.Ended, limits: sandbox.Limits, log: 
     return None
 
 
-def judge(job, committed, nb, ended, limits, folder: Path) -> dict:
+def judge(job, nb, ended, limits, metrics_file: Path, log: Path) -> dict:
     """The row's results: reproduced, its first difference, the model, its parameter count, and the target."""
     result = {"runs_on": job["kind"] or "(no runs on line)"}
-    metrics, log = read(folder / "run" / "metrics.json"), folder / "run.log"
-    if metrics is not None:
-        spec = MODELS.get(metrics.get("model"))
-        result.update(model=metrics.get("model"), params=metrics.get("params"), budget=spec and spec.max_params)
-        result["history"] = metrics.get("history")
+    metrics = read(metrics_file) or {}
+    printed = claims.parameter_count(nb)  # a run that crashed after building its model printed its size
+    model, params = metrics.get("model") or printed[0], metrics.get("params") or printed[1]
+    if model:
+        result.update(model=model, params=params, budget=MODELS[model].max_params if model in MODELS else None)
+    if metrics.get("history"):
+        result["history"] = metrics["history"]
     if (crash := failure(nb, ended, limits, log)) is not None:
         return {**result, "reproduced": "no", "first_difference": f"the re-run {crash}", "target": "not run"}
     rerun_kind = claims.runs_on(nb)
@@ -255,9 +242,9 @@ def judge(job, committed, nb, ended, limits, folder: Path) -> dict:
     elif rerun_kind != job["kind"]:
         result.update(reproduced="not comparable", first_difference=f"the re-run runs on {rerun_kind}")
     else:
-        difference = claims.first_difference(committed, nb)
+        difference = claims.first_difference(job["committed"], nb)
         result.update(reproduced="no" if difference else "yes", first_difference=difference or "")
-    result["target"] = target(metrics)
+    result["target"] = target(metrics or None)
     return result
 
 
@@ -283,6 +270,7 @@ def finish(job: dict, result: dict) -> dict:
         "student": job["student"],
         "repo": job["repo"],
         "commit": job.get("commit", "")[:8],
+        "date": job.get("date", ""),
         "error": job.get("error", ""),
         **result,
         "seconds": round(job["seconds"], 1),
@@ -330,7 +318,12 @@ def grade(entries, out: Path, before=None, limits=None, sandboxed=True, schedule
         prepare_data()  # checked once here; the runs read it, read-only
         cores = cores or os.cpu_count() or 1
         with dask_client(1, scheduler, threads=cores, resources={"cores": cores}) as client:
-            have = max(w.get("resources", {}).get("cores", 0) for w in client.scheduler_info()["workers"].values())
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                raise GradeError(f"no Dask worker joined the scheduler at {scheduler} within 60 s") from None
+            workers = client.scheduler_info()["workers"].values()
+            have = max(w.get("resources", {}).get("cores", 0) for w in workers)
             if not have:
                 raise GradeError(
                     f"the Dask workers at {scheduler} declare no cores resource: start each with "

@@ -203,14 +203,14 @@ def test_honest_forks_are_reproduced_to_the_digit(graded):
         assert (row["reproduced"], row["first_difference"], row["model"], row["params"]) == ("yes", "", "s7", 7578)
         assert row["target"] == "not a full run (subset=500)" and "Reproduced to the digit" in row["verdict"]
         assert (out / name / "03_training.html").stat().st_size > 10_000 and (out / name / "run.log").exists()
-    by_hand = json.loads((out / "by_hand" / "run" / "metrics.json").read_text())
+    by_hand = json.loads((out / "by_hand" / "work" / "run" / "metrics.json").read_text())
     assert (by_hand["seed"], by_hand["lr"]) == (2, 0.05)  # its parameters cell's, with no papermill record
     assert rows["by_hand"]["history"] != rows["honest"]["history"]
 
 
 def test_the_deadline_picks_the_last_commit_before_it(graded):
     rows, out, *_ = graded
-    log = subprocess.run(["git", "-C", str(out / "by_hand" / "repo"), "log", "--format=%h %s", "-1"],
+    log = subprocess.run(["git", "-C", str(out / "by_hand" / "work" / "repo"), "log", "--format=%h %s", "-1"],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert log.split(maxsplit=1) == [rows["by_hand"]["commit"][: len(log.split()[0])], "executed by hand\n"]
 
@@ -245,6 +245,7 @@ def test_a_model_over_its_budget_is_counted_from_the_students_code(graded):
 def test_a_crash_and_a_hang_are_rows_and_the_grading_goes_on(graded):
     rows = graded[0]
     assert rows["crash"]["reproduced"] == "no" and rows["crash"]["target"] == "not run"
+    assert (rows["crash"]["model"], rows["crash"]["params"]) == ("s7", 7578)  # as its re-run printed before the crash
     assert re.fullmatch(r"the re-run crashed in cell \[\d+\]: ValueError: a bug", rows["crash"]["first_difference"])
     hang = rows["hang"]
     assert hang["first_difference"] == f"the re-run did not finish within its wall-time limit ({TIMEOUT} s): killed"

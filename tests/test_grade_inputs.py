@@ -60,10 +60,10 @@ def test_each_bad_entry_is_its_students_row_and_the_others_are_read(tmp_path):
         {"name": "entry-2", "error": "class file entry 2 is not a mapping of name, repo and ref"},
         {"name": "typo", "error": "class file entry 3 has unknown keys branch (name, repo, ref)"},
         {
-            "name": "../up",
-            "error": "class file entry 4: name '../up' must be letters, digits, '.', '_' or '-' (a folder)",
+            "name": "entry-4",
+            "error": "class file entry 4: name '../up' must be letters, digits, '.', '_' or '-' (it names a folder)",
         },
-        {"name": "ok", "error": "class file entry 5: a second student named ok"},
+        {"name": "entry-5", "error": "class file entry 5: a second student named ok"},
         {"name": "norepo", "error": "class file entry 6 (norepo) has no repo (a git URL or a local path)"},
         {"name": "badref", "error": "class file entry 7 (badref): ref must be a branch, tag or commit"},
     ]
