@@ -387,7 +387,9 @@ def plot_class(rows: list[dict], path: Path) -> None:
     """Left: each student's re-run accuracy per epoch against the target's bar. Right: each student's target measure
     on the re-run, coloured by whether the committed numbers were reproduced (hollow: not a full run), and why a
     student has none."""
-    fig, (curves, students) = plt.subplots(1, 2, figsize=(14, 1.5 + 0.45 * max(8, len(rows))), width_ratios=(3, 2))
+    fig, (curves, students) = plt.subplots(
+        1, 2, figsize=(14, 1.5 + 0.45 * max(8, len(rows))), width_ratios=(3, 2), layout="constrained"
+    )
     bars, measures = set(), []
     for y, r in enumerate(rows):
         spec = MODELS.get(r.get("model"))

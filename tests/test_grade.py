@@ -118,6 +118,21 @@ def tamper(nb: dict) -> tuple[dict, str, str]:
     return nb, acc.group(1), new
 
 
+def restore_during_the_run(honest: dict):
+    """utils that, on import, write the honest notebook over the fork's committed one: were the committed notebook
+    read after the run, the changed number would go unseen."""
+    code = (
+        "\nimport pathlib as _pathlib\n_here = _pathlib.Path(__file__).parent\n"
+        "(_here.parent / 'notebooks' / '03_training.ipynb').write_text((_here / 'honest.json').read_text())\n"
+    )
+
+    def change(path: Path) -> None:
+        (path / "utils" / "honest.json").write_text(json.dumps(honest))
+        (path / "utils" / "__init__.py").write_text(INIT + code)
+
+    return change
+
+
 def on_a_gpu(nb: dict) -> dict:
     """The notebook with the "runs on" line a Colab GPU run prints."""
     kind = claims.runs_on(nb)
@@ -168,7 +183,7 @@ def graded(tmp_path_factory):
     commit(hand, "changed after the deadline", tamper(by_hand_run)[0], AFTER)
     commit(wide, "wider", wide_run)
     tampered, was, printed = tamper(committed)
-    commit(fork(root, "tampered"), "executed", tampered)
+    commit(fork(root, "tampered", restore_during_the_run(committed)), "executed", tampered)
     commit(fork(root, "gpu"), "executed on Colab", on_a_gpu(committed))
     step = "    amp_dtype = torch.float16"
     crash = fork(root, "crash", lambda p: edit(p, "utils/engine.py", step, '    raise ValueError("a bug")\n' + step))
@@ -215,12 +230,14 @@ def test_the_deadline_picks_the_last_commit_before_it(graded):
     assert log.split(maxsplit=1) == [rows["by_hand"]["commit"][: len(log.split()[0])], "executed by hand\n"]
 
 
-def test_a_changed_number_is_caught_at_its_epoch(graded):
-    rows, *_, (was, printed) = graded
+def test_a_changed_number_is_caught_at_its_epoch_even_if_the_run_rewrites_it(graded):
+    rows, out, *_, (was, printed) = graded
     row = rows["tampered"]
     assert row["reproduced"] == "no"
     assert f"epoch 2/3, test acc: committed {printed}%, re-run {was}%" in row["first_difference"]
     assert row["verdict"].startswith("NOT reproduced (cell [")
+    rewritten = json.loads((out / "tampered" / "work" / "repo" / "notebooks" / "03_training.ipynb").read_text())
+    assert claims.first_difference(rewritten, json.loads((out / "tampered" / "03_training.ipynb").read_text())) is None
 
 
 def test_another_machine_kind_is_not_compared_but_its_target_is_checked(graded):
