@@ -299,7 +299,9 @@ def test_entries_that_cannot_be_graded_are_one_line_each(graded):
 def test_the_class_report(graded):
     rows, out, *_ = graded
     table = (out / "grades.csv").read_text().splitlines()
-    assert table[0].startswith("student,commit,model,params,budget,reproduced,first_difference,target,verdict,seconds")
+    assert table[0] == (
+        "student,commit,date,model,params,budget,reproduced,first_difference,target,verdict,seconds,runs_on,repo,error"
+    )
     assert [line.split(",")[0] for line in table[1:]] == list(rows)
     md = (out / "grades.md").read_text()
     assert len([line for line in md.splitlines() if line.startswith("| ")]) == len(rows) + 1
