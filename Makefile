@@ -74,6 +74,9 @@ sandbox:  ## Debian's bubblewrap (bwrap), the sandbox make grade runs students' 
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian's bubblewrap (the grader's sandbox)"; \
 	    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
+	  elif sudo -n true 2>/dev/null && command -v apt-get >/dev/null; then \
+	    echo "installing bubblewrap with sudo (the grader's sandbox)"; \
+	    sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap >/dev/null; \
 	  else echo "no bwrap: make grade refuses to run students' code; install Debian's or Ubuntu's bubblewrap"; fi; fi
 
 grade: data sandbox  ## a class's forks re-executed in a sandbox, every number checked: CLASS=class.yaml GRADE_ARGS="--before DATE" (or SCHEDULER=tcp://HOST:8786) -> grades/

@@ -50,13 +50,14 @@ def command(argv: list[str], writable: Path, readable: dict | None = None, cwd: 
     its own), no other process visible, all of them ended with bwrap."""
     pythons = sorted({str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix)})
     args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # first: a Python or venv in /tmp stays seen
     for path in (*SYSTEM, *pythons):
         if os.path.exists(path):
             args += ["--ro-bind", path, path]
     for link in USR_LINKS:
         if os.path.islink(f"/{link}"):
             args += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(writable), str(writable)]
+    args += ["--bind", str(writable), str(writable)]
     for source, destination in (readable or {}).items():
         args += ["--ro-bind", str(source), str(destination)]
     return [*args, "--chdir", str(cwd or writable), "--", *argv]

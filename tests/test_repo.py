@@ -110,3 +110,20 @@ def test_the_security_linter_catches_an_unpinned_action_and_default_permissions(
     (tmp_path / "ci.yml").write_text(unpinned)
     report = zizmor(tmp_path / "ci.yml").stdout
     assert "unpinned-uses" in report and "excessive-permissions" in report
+
+
+def test_xdist_groups_keep_their_tests_on_one_worker(tmp_path):
+    """make test's first half shares a fixture among the tests of an xdist_group (the graded class, the Dask
+    cluster, the small 03 run): with `--dist loadgroup` each group must run on one worker, or its fixture is made
+    twice (pytest 9.2 with pytest-xdist 3.8 ignored the groups)."""
+    (tmp_path / "test_groups.py").write_text(
+        "import os, pytest\n"
+        "@pytest.mark.xdist_group('one')\n"
+        "@pytest.mark.parametrize('i', range(8))\n"
+        "def test_where(i):\n"
+        "    print('worker', os.environ['PYTEST_XDIST_WORKER'])\n"
+    )
+    command = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-rP", "-p", "no:cacheprovider"]
+    done = subprocess.run([*command, str(tmp_path)], cwd=tmp_path, capture_output=True, text=True)
+    workers = re.findall(r"^worker (gw\d)$", done.stdout, re.M)
+    assert done.returncode == 0 and len(workers) == 8 and len(set(workers)) == 1, done.stdout[-2000:]
