@@ -42,7 +42,7 @@ test: data fashion-data browser emulator sandbox node_modules/.package-lock.json
 	$(PY) -m pytest -v --durations=10 -m serial --nbval-lax --nbval-current-env --nbval-cell-timeout 900 \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg $(TEST_ARGS) tests notebooks || [ $$? -eq 5 ]
 
-test-quick: data  ## the tests that execute no notebook and train on no full data set (about 2 min; CI runs make test)
+test-quick: data browser node_modules/.package-lock.json  ## the tests that execute no notebook and train on no full data set (about 2 min; CI runs make test)
 	$(PY) -m pytest -q -m "not slow" tests
 
 node_modules/.package-lock.json: package.json package-lock.json
