@@ -17,15 +17,19 @@ EPOCH = re.compile(r"^epoch (\d+)/(\d+):")
 def visible_text(cell) -> str:
     """A code cell's outputs as a reader sees them: stdout and results as text, each line as it stands after its
     carriage-return redraws (progress bars), without colour codes; stderr (warnings, bars) and images left out."""
+
+    def joined(text) -> str:  # a notebook file keeps a multi-line text as a list of lines
+        return "".join(text) if isinstance(text, list) else str(text)
+
     parts = []
     for out in cell.get("outputs", []):
         if out.get("output_type") == "stream" and out.get("name") == "stdout":
-            parts.append(out.get("text", ""))
+            parts.append(joined(out.get("text", "")))
         elif out.get("output_type") == "execute_result":
-            parts.append(out.get("data", {}).get("text/plain", "") + "\n")
+            parts.append(joined(out.get("data", {}).get("text/plain", "")) + "\n")
         elif out.get("output_type") == "error":
             parts.append(f"{out.get('ename')}: {out.get('evalue')}\n")
-    text = ANSI.sub("", "".join("".join(p) if isinstance(p, list) else p for p in parts))
+    text = ANSI.sub("", "".join(parts))
     return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
 
 

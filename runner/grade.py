@@ -276,6 +276,7 @@ def finish(job: dict, result: dict) -> dict:
         "seconds": round(job["seconds"], 1),
     }
     row["verdict"] = verdict(row)
+    Path(job["folder"]).mkdir(parents=True, exist_ok=True)
     write_json(Path(job["folder"]) / "row.json", row)
     return row
 
@@ -313,7 +314,12 @@ def grade(entries, out: Path, before=None, limits=None, sandboxed=True, schedule
             rows[entry["name"]] = kept
             print(f"{entry['name']}: kept from before", flush=True)
         else:
-            jobs.append(plan(entry, folder, before))
+            try:
+                jobs.append(plan(entry, folder, before))
+            except Exception as err:  # a repository the grader cannot read: this row only
+                error = f"the grader failed on this repository: {first_line(err)}"
+                jobs.append({"student": entry["name"], "repo": entry.get("repo", ""), "folder": str(folder),
+                             "error": error, "seconds": 0.0})  # fmt: skip
     if jobs:
         prepare_data()  # checked once here; the runs read it, read-only
         cores = cores or os.cpu_count() or 1

@@ -114,9 +114,11 @@ def test_outputs_are_compared_as_a_reader_sees_them():
         stdout(EPOCH_LINE[40:] + "\n\x1b[31mdone\x1b[0m\n"),
         {"output_type": "stream", "name": "stderr", "text": "UserWarning: something\n"},
         {"output_type": "display_data", "data": {"image/png": "..."}},
+        {"output_type": "execute_result", "data": {"text/plain": ["(0.5,\n", " 0.25)"]}},  # lines, as on disk
     )
-    assert claims.visible_text(cell) == EPOCH_LINE + "\ndone\n"
-    assert claims.sanitized(claims.visible_text(cell)) == [EPOCH_LINE.replace("| 0.9 s", "| SECONDS"), "done"]
+    assert claims.visible_text(cell) == EPOCH_LINE + "\ndone\n(0.5,\n 0.25)\n"
+    seconds = EPOCH_LINE.replace("| 0.9 s", "| SECONDS")
+    assert claims.sanitized(claims.visible_text(cell)) == [seconds, "done", "(0.5,", " 0.25)"]
 
 
 def test_the_first_difference_names_cell_epoch_and_value():
@@ -200,3 +202,25 @@ def test_a_dask_cluster_whose_workers_declare_no_cores_is_one_line(tmp_path, cap
         f"python -m runner.grade: error: the Dask workers at {cluster.scheduler_address} declare no cores resource: "
         "start each with `dask worker ADDRESS --nthreads N --resources cores=N`\n"
     )
+
+
+def test_a_repository_the_grader_trips_on_is_its_row_and_the_class_goes_on(tmp_path, monkeypatch):
+    real_plan = grade.plan
+
+    def plan(entry, folder, before):
+        if entry["name"] == "odd":
+            raise TypeError("can only concatenate list (not 'str') to list")
+        return real_plan(entry, folder, before)
+
+    monkeypatch.setattr(grade, "plan", plan)
+    entries = [{"name": "odd", "repo": "/x"}, {"name": "norepo", "error": "class file entry 2 (norepo) has no repo"}]
+    rows = grade.grade(entries, tmp_path / "grades", cores=1)
+    assert [(r["student"], r["reproduced"], r["error"]) for r in rows] == [
+        (
+            "odd",
+            "not run",
+            "the grader failed on this repository: TypeError: can only concatenate list (not 'str') to list",
+        ),
+        ("norepo", "not run", "class file entry 2 (norepo) has no repo"),
+    ]
+    assert (tmp_path / "grades" / "grades.md").exists()
