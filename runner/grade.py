@@ -1,6 +1,8 @@
-"""The teacher's grader: each student's fork checked out, its committed 03_training re-executed in a sandbox with the
-parameters, thread count and numerics the committed run used, every checked number compared, the target checked on
-the re-run. Students are Dask tasks; a student's problem is a line in that student's row.
+"""The teacher's grader: a class of forks re-executed in a sandbox, every checked number compared with the commit.
+
+Each student's fork is checked out and its committed 03_training re-executed in a sandbox with the parameters,
+thread count and numerics the committed run used; every checked number is compared, and the target checked on the
+re-run. Students are Dask tasks; a student's problem is a line in that student's row.
 
     python -m runner.grade class.yaml [--before 2026-12-01T23:59] [--out grades/<timestamp>]
     python -m runner.grade class.yaml --resume grades/<timestamp>      # after an interruption
@@ -434,14 +436,18 @@ def main(argv=None) -> list[dict]:
     parser = ArgumentParser(prog="python -m runner.grade", description=__doc__.splitlines()[0])
     parser.add_argument("classfile", type=Path, help="YAML: students: a list of {name, repo, ref}")
     parser.add_argument("--before", metavar="DATE", help="deadline: each repository's last commit before it (ISO)")
-    parser.add_argument("--out", type=Path, help="default: grades/<timestamp>/")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="default: grades/<timestamp>/")
     parser.add_argument("--resume", type=Path, metavar="DIR", help="continue in DIR: keep the students graded there")
     parser.add_argument(
         "--scheduler", metavar="ADDRESS", help="a Dask cluster (tcp://HOST:8786) instead of this machine"
     )
-    parser.add_argument("--cores", type=int, help="cores of this machine to use (default: all)")
-    parser.add_argument("--timeout", type=float, default=1800, help="wall seconds per student's run (default 1800)")
-    parser.add_argument("--memory", type=float, default=8, help="GiB of memory per process of a run (default 8)")
+    parser.add_argument("--cores", type=int, metavar="N", help="cores of this machine to use (default: all)")
+    parser.add_argument(
+        "--timeout", type=float, default=1800, metavar="SECONDS", help="wall seconds per student's run (default 1800)"
+    )
+    parser.add_argument(
+        "--memory", type=float, default=8, metavar="GIB", help="GiB of memory per process of a run (default 8)"
+    )
     parser.add_argument(
         "--unsafe-no-sandbox",
         action="store_true",
