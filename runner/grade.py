@@ -150,9 +150,10 @@ def plan(entry: dict, folder: Path, before: str | None) -> dict:
     return {**job, "committed": nb, "kind": kind, "params": params, "threads": threads, "portable": portable}
 
 
-def rerun(job: dict, limits: sandbox.Limits, sandboxed: bool = True) -> dict:
+def rerun(job: dict, limits: sandbox.Limits, data: Path, sandboxed: bool = True) -> dict:
     """Re-execute the student's committed notebook through their own utils (PYTHONPATH), in the sandbox, with the
-    committed run's parameters, threads and numerics; then compare and check. The run may write only in
+    committed run's parameters, threads and numerics, with the verified MNIST folder `data` read-only where the
+    student's code looks for it; then compare and check. The run may write only in
     `folder`/work; the re-executed notebook is copied out, beside its HTML, its log and the row (row.json)."""
     folder, start = Path(job["folder"]), time.monotonic()
     if "error" in job:
@@ -180,11 +181,12 @@ def rerun(job: dict, limits: sandbox.Limits, sandboxed: bool = True) -> dict:
         **dict.fromkeys(THREAD_VARIABLES, str(job["threads"])),
     }
     papermill = [str(venv / "bin" / "python"), "-m", "papermill", str(repo / NOTEBOOK), str(executed)]
-    papermill += ["-f", str(work / "parameters.yaml"), "--cwd", str(repo / "notebooks"), "--no-progress-bar"]
-    data = {prepare_data(): repo / "data"}  # the teacher's verified MNIST, read-only where the student's code looks
+    papermill += ["-f", str(work / "parameters.yaml"), "--cwd", str(repo / "notebooks")]
+    papermill += ["--no-progress-bar", "--log-output"]
     limits = dataclasses.replace(limits, cpu_seconds=int(limits.wall_seconds * (job["threads"] + 1)))
     log = folder / "run.log"
-    ended = sandbox.run([*papermill, "--log-output"], work, log, env, limits, data, repo / "notebooks", sandboxed)
+    readable = {data: repo / "data"}
+    ended = sandbox.run(papermill, work, log, env, limits, readable, repo / "notebooks", sandboxed)
     nb = read(executed)
     if nb is not None:
         shutil.copy(executed, folder / executed.name)
@@ -246,13 +248,13 @@ def judge(job, nb, ended, limits, metrics_file: Path, log: Path) -> dict:
     else:
         difference = claims.first_difference(job["committed"], nb)
         result.update(reproduced="no" if difference else "yes", first_difference=difference or "")
-    result["target"] = target(metrics or None)
+    result["target"] = target(metrics)
     return result
 
 
-def target(metrics: dict | None) -> str:
+def target(metrics: dict) -> str:
     """The assignment's target (this repository's registry) on the re-run's history: met, missed, not a full run."""
-    if not metrics or not metrics.get("history"):
+    if not metrics.get("history"):
         return "not run"
     spec = MODELS.get(metrics.get("model"))
     if spec is None:
@@ -323,7 +325,7 @@ def grade(entries, out: Path, before=None, limits=None, sandboxed=True, schedule
                 jobs.append({"student": entry["name"], "repo": entry.get("repo", ""), "folder": str(folder),
                              "error": error, "seconds": 0.0})  # fmt: skip
     if jobs:
-        prepare_data()  # checked once here; the runs read it, read-only
+        data = prepare_data()  # checked once here; the runs read it, read-only
         cores = cores or os.cpu_count() or 1
         with dask_client(1, scheduler, threads=cores, resources={"cores": cores}) as client:
             try:
@@ -342,6 +344,7 @@ def grade(entries, out: Path, before=None, limits=None, sandboxed=True, schedule
                     rerun,
                     job,
                     limits,
+                    data,
                     sandboxed,
                     key=f"grade-{job['student']}",
                     pure=False,
