@@ -92,7 +92,7 @@ seeds: data  ## MODEL's recipe on seeds 1..SEEDS, JOBS at a time (VALIDATION=1: 
 kinds: data emulator  ## the committed 03 run's epoch 1 re-trained on an emulated AMD EPYC (GitHub's runners), compared (75 min; CPU=Haswell)
 	$(PY) -m runner.kinds $(foreach c,$(CPU),--cpu $(c)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
-gpu: data  ## 03 on a CUDA GPU (mixed precision) for EPOCHS=3 epochs: its speed and accuracy (one line without a GPU)
+gpu: data  ## 03 on a CUDA GPU for EPOCHS=3 epochs: its speed and accuracy (one line without a GPU)
 	$(PY) -m runner.gpu_check $(if $(EPOCHS),--epochs $(EPOCHS))
 
 sweep: data  ## 03_training over the grid in SWEEP, JOBS at a time (or SCHEDULER=tcp://HOST:8786) -> runs/sweep-*/

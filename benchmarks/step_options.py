@@ -6,7 +6,7 @@
 Times forward + backward + SGD step on one fixed batch of real training digits (random pixels make a step slower;
 the data pipeline is not involved) and prints
 ms/step and the ratio to plain eager mode, measured in this process; torch.compile's one-off compile time is
-printed separately. The engine only turns on what this shows to help (AMP on CUDA).
+printed separately. The engine turns none of them on: on an H200 AMP made s7's epoch slower (benchmarks/gpu.py).
 With --profile it instead prints torch.profiler's table of the eager step's operators, by self time.
 """
 

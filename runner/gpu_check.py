@@ -1,4 +1,4 @@
-"""The GPU check: 03_training on a CUDA GPU (mixed precision) for a few epochs, then its speed and accuracy.
+"""The GPU check: 03_training on a CUDA GPU for a few epochs, then its speed and accuracy.
 
 python -m runner.gpu_check [--epochs 3]   # make gpu; without a CUDA GPU it says so in one line and ends
 """

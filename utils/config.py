@@ -64,6 +64,7 @@ RULES = {  # parameter -> (accepts(value), what it accepts); the limits that dep
     "ema": (_optional(lambda v: _number(v) and 0 < v < 1), "None or a decay per step, 0 < ema < 1 (e.g. 0.999)"),
     "ema_warmup": (lambda v: isinstance(v, bool), "True (the EMA's decay starts low) or False"),
     "clean_epochs": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (the last epochs, without augmentation)"),
+    "amp": (lambda v: isinstance(v, bool), "True (on a CUDA GPU: float16 mixed precision) or False (float32)"),
     "validation": (
         lambda v: isinstance(v, bool),
         "True (train on the first 50,000 images, score on the rest) or False",
@@ -107,6 +108,7 @@ class TrainParams:
     ema: float | None = 0.999
     ema_warmup: bool = True
     clean_epochs: int = 3
+    amp: bool = False
     validation: bool = False
     data_dir: str | None = None
     subset: int | None = None

@@ -191,6 +191,7 @@ def fit(
     ema=None,
     ema_warmup=True,
     clean_epochs=0,
+    amp=False,
     checkpoint_dir=None,
     config=None,
     resume=None,
@@ -203,7 +204,8 @@ def fit(
     With `ema` (a decay such as 0.999) an exponential moving average of the weights is kept (its decay warmed up
     unless `ema_warmup` is False: `ema_update`); the EMA's weights are the ones evaluated, and `model` holds them
     when `fit` returns. The last `clean_epochs` epochs (all of them if there are fewer) train on the images as they
-    are: `train_loader`'s augmentation is off for them.
+    are: `train_loader`'s augmentation is off for them. With `amp` on a CUDA GPU the forward pass runs in float16
+    mixed precision with a GradScaler; otherwise everything runs in float32.
 
     With `checkpoint_dir` (and the run's `config`), `last.pt` is saved there after every epoch; `resume` (the
     path of such a file) continues that run where it stopped, with the same numbers as an uninterrupted run; a
@@ -218,7 +220,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(  # OneCycle divides by (warm-up steps - 1): keep >= 2 of them
         optimizer, max_lr=max_lr, total_steps=steps, pct_start=max(lr_warmup, 2 / steps)
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")  # AMP on CUDA only
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")  # AMP on CUDA only
     ema_model = None if ema is None else make_ema(model, ema, ema_warmup)
     history = (
         []
