@@ -17,8 +17,9 @@ import os
 import time
 from pathlib import Path
 
+from utils.config import TrainParams
 from utils.data import Augment, make_loaders
-from utils.engine import fit, machine_kind, make_optimizer, seed_everything, train_step
+from utils.engine import build, fit, machine_kind, make_optimizer, train_step
 from utils.files import atomic_write, write_json
 from utils.models import get_model, recipe
 
@@ -34,14 +35,10 @@ BATCH = RECIPE["batch_size"]
 
 
 def recipe_run(device, subset, epochs=2, amp=True, seed=1) -> list[dict]:
-    """s7's recipe on the first `subset` training images for `epochs` epochs, as 03_training trains it."""
-    seed_everything(seed)
-    augment = Augment(RECIPE["rotation"], RECIPE["translate"], erase=RECIPE["erase"])
-    train, test = make_loaders(None, BATCH, device, augment, seed, subset)
-    model = get_model("s7").to(device)
-    optimizer = make_optimizer(model, RECIPE["optimizer"], RECIPE["lr"])
-    options = {k: RECIPE[k] for k in ("lr_warmup", "ema", "ema_warmup")}
-    return fit(model, optimizer, train, test, epochs=epochs, amp=amp, **options)
+    """s7's recipe on the first `subset` training images for `epochs` epochs (none of them clean), as 03_training
+    trains it."""
+    p = TrainParams(**{**RECIPE, "epochs": epochs, "clean_epochs": 0, "amp": amp, "seed": seed, "subset": subset})
+    return fit(build(p, device))
 
 
 def images_per_second(device, subset, amp=True, threads=None) -> float:

@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 from utils import numerics
+from utils.config import TrainParams
 from utils.data import Augment, make_loaders
 from utils.datafiles import DataError, prepare_data
-from utils.engine import evaluate, fit, machine_kind, make_optimizer, resolve_device, seed_everything
+from utils.engine import build, evaluate, fit, machine_kind, resolve_device, seed_everything, start
 from utils.files import atomic_write, write_json
-from utils.models import Normalize, count_params, get_model, recipe
+from utils.models import Normalize, count_params, recipe
 
 import torch
 from torch import nn
@@ -28,6 +29,7 @@ from torch import nn
 from benchmarks.reference import (
     BATCH_SIZE,
     EPOCHS,
+    LR,
     ROTATION,
     reference_loaders,
     reference_net,
@@ -58,7 +60,7 @@ def peak_memory_mb(device, reset=False) -> float | None:
 
 def summarize(pipeline, model, net, n_train, batch_size, setup_seconds, history, device) -> dict:
     """Per-run figures: speed, time to the first epoch at >= 99.4% test accuracy, final accuracy, memory."""
-    acc = [h["test_acc"] for h in history]
+    acc = [h["eval_acc"] for h in history]
     hit = next((i for i, a in enumerate(acc) if a >= TARGET), None)
     train_seconds = sum(h["train_seconds"] for h in history)
     return dict(
@@ -87,7 +89,8 @@ def run_reference(root, device, epochs, n_train, workers) -> dict:
         train_seconds = time.perf_counter() - start
         loss, acc = evaluate(model, test)
         seconds = time.perf_counter() - start
-        history.append(dict(epoch=epoch, test_loss=loss, test_acc=acc, train_seconds=train_seconds, seconds=seconds))
+        history.append(dict(epoch=epoch, split="test", eval_loss=loss, eval_acc=acc, train_seconds=train_seconds,
+                            seconds=seconds))  # fmt: skip
         print(f"reference {epoch}/{epochs}: test accuracy {acc:.2%} ({seconds:.1f} s)", flush=True)
     pipeline = f"reference: DataLoader + PIL, plain loop, {workers} workers"
     return summarize(pipeline, "reference", model, len(train.dataset), BATCH_SIZE, setup, history, device)
@@ -95,27 +98,30 @@ def run_reference(root, device, epochs, n_train, workers) -> dict:
 
 def run_engine(root, device, name, epochs, n_train) -> dict:
     """A model through the project's path (tensor loader on the device, batched augmentation, `fit`): s7 with its
-    recipe, or the reference net with its optimizer, batch size and rotation (only the loader and engine differ)."""
-    seed_everything(SEED)
+    recipe, as 03_training trains it (`build`), or the reference net with its optimizer, lr, batch size and
+    rotation (only the loader and engine differ: `start`)."""
     peak_memory_mb(device, reset=True)
-    start = time.perf_counter()
-    if name == "s7":  # as 03_training trains it; --quick: one augmented epoch
+    began = time.perf_counter()
+    if name == "s7":  # --quick: one augmented epoch
         r = recipe("s7")
-        pipeline, batch_size = "project: s7 recipe, tensor loader + engine", r["batch_size"]
-        epochs = epochs or r["epochs"]
-        augment, model = Augment(r["rotation"], r["translate"], erase=r["erase"]), get_model("s7").to(device)
-        optimizer = make_optimizer(model, r["optimizer"], r["lr"])
-        options = {k: r[k] for k in ("lr_warmup", "label_smoothing", "ema", "ema_warmup")}
-        options["clean_epochs"] = r["clean_epochs"] if epochs == r["epochs"] else 0
+        pipeline, epochs = "project: s7 recipe, tensor loader + engine", epochs or r["epochs"]
+        clean = r["clean_epochs"] if epochs == r["epochs"] else 0
+        p = TrainParams(
+            **{**r, "epochs": epochs, "clean_epochs": clean, "seed": SEED, "subset": n_train, "data_dir": root}
+        )
+        run = build(p, device)
     else:
-        pipeline, batch_size = "reference net and optimizer, tensor loader + engine", BATCH_SIZE
+        pipeline = "reference net and optimizer, tensor loader + engine"
+        p = TrainParams(epochs=1, batch_size=BATCH_SIZE, lr=LR, lr_warmup=REFERENCE_WARMUP, ema=None, clean_epochs=0,
+                        seed=SEED, subset=n_train, data_dir=root)  # fmt: skip
+        seed_everything(SEED)
         augment = Augment(rotation=ROTATION, translate=0.0, scale=(1.0, 1.0))
+        train, test = make_loaders(root, BATCH_SIZE, device, augment, SEED, subset=n_train)
         model = nn.Sequential(Normalize(), reference_net()).to(device)
-        optimizer, options = reference_optimizer(model), dict(lr_warmup=REFERENCE_WARMUP)
-    train, test = make_loaders(root, batch_size, device, augment, SEED, subset=n_train)
-    setup = time.perf_counter() - start
-    history = fit(model, optimizer, train, test, epochs=epochs, **options)
-    return summarize(pipeline, name, model, len(train.labels), batch_size, setup, history, device)
+        run = start(p, model, reference_optimizer(model), train, test)
+    setup = time.perf_counter() - began
+    history = fit(run)
+    return summarize(pipeline, name, run.model, len(run.train_loader.labels), p.batch_size, setup, history, device)
 
 
 def reference_step_seconds_per_epoch(root, device, n_train, steps) -> float:

@@ -62,7 +62,7 @@ def main(argv=None) -> dict:
         device = resolve_device(args.device)
     except ValueError as err:
         parser.error(str(err))
-    x, y = next(iter(make_loaders(batch_size=args.batch_size, device=device, subset=args.batch_size)[0]))
+    x, y = next(iter(make_loaders(None, args.batch_size, device, subset=args.batch_size)[0]))
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
 
     def fresh(memory_format=torch.contiguous_format):

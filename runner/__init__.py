@@ -2,4 +2,6 @@
 runs, reports), the course site (site), `make fork` (fork) and the emulated-CPU check (kinds). It imports `utils`;
 `utils`, what the notebooks import, never imports it."""
 
-import utils  # noqa: F401  (first: the portable CPU numerics are set before torch loads)
+from utils import numerics
+
+numerics.apply()  # a program starts here: the portable CPU numerics, before any of its modules loads torch

@@ -4,7 +4,7 @@ beside each other in results/. The site, `make kinds` and the tests read the run
 import json
 
 from utils.datafiles import REPO_ROOT
-from utils.engine import epoch_line
+from utils.history import epoch_line
 
 RESULTS_DIR = REPO_ROOT / "results"
 COMMITTED_ONNX = RESULTS_DIR / "03_training.onnx"  # the model: the site's draw page runs it

@@ -15,7 +15,8 @@ from unittest import mock
 from utils.config import make_output_dir, runs_dir
 from utils.datafiles import REPO_ROOT
 from utils.files import atomic_write, write_json
-from utils.models import MODELS, eval_split, target_met
+from utils.history import SPLITS
+from utils.models import MODELS
 
 import papermill as pm
 import yaml
@@ -82,15 +83,14 @@ def run(parameters=None) -> Path:
 
 def summary(metrics: dict, out: Path) -> str:
     """What `make run` prints at its end: the run's accuracies on the split it was scored on, its target, its files."""
-    history, model = metrics["history"], metrics["model"]
-    split = eval_split(history)
-    acc = f"{split}_acc"
-    best = max(history, key=lambda h: h[acc])
-    scored_on = "the test set" if split == "test" else "the validation split (the target is for the test set)"
-    met = "met" if target_met(model, history) else "NOT met"
+    history, model, split = metrics["history"], metrics["model"], metrics["split"]
+    best = max(history, key=lambda h: h["eval_acc"])
+    scored_on = SPLITS[split] + ("" if split == "test" else " (the target is for the test set)")
+    met = "met" if MODELS[model].target.met(history) else "NOT met"
     return "\n".join(
         [
-            f"{model}: final {split} accuracy {history[-1][acc]:.2%}, best {best[acc]:.2%} (epoch {best['epoch']}), "
+            f"{model}: final {split} accuracy {history[-1]['eval_acc']:.2%}, best {best['eval_acc']:.2%} "
+            f"(epoch {best['epoch']}), "
             f"{metrics['seconds']:.0f} s of training",
             f"target: {MODELS[model].target.text}, on {scored_on} -> {met}",
             f"notebooks (open in a browser): {', '.join(str(out / n) + '.html' for n in NOTEBOOKS)}",

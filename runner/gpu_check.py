@@ -28,7 +28,7 @@ def main(argv=None) -> dict | None:
             echo=True)  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     seconds = statistics.median(h["train_seconds"] for h in metrics["history"])
-    accuracy = " ".join(f"{100 * h['test_acc']:.2f}" for h in metrics["history"])
+    accuracy = " ".join(f"{100 * h['eval_acc']:.2f}" for h in metrics["history"])
     print(f"\n{metrics['machine']}: {seconds:.2f} s per training epoch (median of {args.epochs}), "
           f"{60_000 / seconds:,.0f} images/s; test accuracy per epoch (%): {accuracy}; files in {out}")  # fmt: skip
     return metrics

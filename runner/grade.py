@@ -27,7 +27,8 @@ from pathlib import Path
 from utils.config import make_output_dir
 from utils.datafiles import REPO_ROOT, prepare_data
 from utils.files import atomic_write, write_json
-from utils.models import MODELS, eval_split
+from utils.history import accuracies
+from utils.models import MODELS
 from utils.numerics import SWITCH, THREAD_VARIABLES
 from utils.plots import save_figure
 
@@ -231,7 +232,7 @@ def failure(nb: dict | None, ended: sandbox.Ended, limits: sandbox.Limits, log: 
 def judge(job, nb, ended, limits, metrics_file: Path, log: Path) -> dict:
     """The row's results: reproduced, its first difference, the model, its parameter count, and the target."""
     result = {"runs_on": job["kind"] or "(no runs on line)"}
-    metrics = read(metrics_file) or {}
+    metrics = fixed_keys(read(metrics_file) or {})
     printed = claims.parameter_count(nb)  # a run that crashed after building its model printed its size
     model, params = metrics.get("model") or printed[0], metrics.get("params") or printed[1]
     if model:
@@ -250,6 +251,19 @@ def judge(job, nb, ended, limits, metrics_file: Path, log: Path) -> dict:
         result.update(reproduced="no" if difference else "yes", first_difference=difference or "")
     result["target"] = target(metrics)
     return result
+
+
+def fixed_keys(metrics: dict) -> dict:
+    """A fork from before the history's keys were fixed (2026-12-04) names them after the split (test_acc,
+    val_loss): its rows read as today's (split, eval_acc, eval_loss)."""
+
+    def row(h):
+        if "eval_acc" in h:
+            return h
+        split = "val" if "val_acc" in h else "test"
+        return {**h, "split": split, "eval_loss": h[f"{split}_loss"], "eval_acc": h[f"{split}_acc"]}
+
+    return {**metrics, "history": [row(h) for h in metrics["history"]]} if metrics.get("history") else metrics
 
 
 def target(metrics: dict) -> str:
@@ -408,7 +422,7 @@ def plot_class(rows: list[dict], path: Path) -> None:
             why = f"{r['reproduced']}: {r.get('first_difference') or r['error']}"
             students.annotate(why[:75], (0.01, y), xycoords=("axes fraction", "data"), fontsize=8, va="center")
             continue
-        accs = [100 * h[f"{eval_split(r['history'])}_acc"] for h in r["history"]]
+        accs = [100 * a for a in accuracies(r["history"])]
         full = r["target"] in ("met", "missed")
         colour = COLOURS[r["reproduced"]]
         curves.plot(range(1, len(accs) + 1), accs, marker="o", ms=3, ls="-" if full else ":", label=r["student"])

@@ -15,22 +15,17 @@ import sys
 from pathlib import Path
 
 from utils.config import TrainParams, make_output_dir
-from utils.data import Augment, make_loaders
 from utils.datafiles import REPO_ROOT
-from utils.engine import epoch_line, fit, machine_kind, make_optimizer, resolve_device, seed_everything
+from utils.engine import build, fit, machine_kind, resolve_device
 from utils.errors import UserError
 from utils.files import atomic_write
-from utils.models import get_model
+from utils.history import epoch_line
 
 from .cli import ArgumentParser
 from .evidence import committed_lines, without_seconds
 
 EMULATOR = "qemu-x86_64"
 RUNNER_CPU = "EPYC-Milan"  # the generation of GitHub's hosted runners' AMD EPYC 7763, which shows no AVX-512
-
-
-class StopTraining(Exception):
-    """Raised after the epochs asked for: the rest of the schedule is not needed."""
 
 
 def emulated(cpu: str) -> list[str]:
@@ -42,34 +37,15 @@ def emulated(cpu: str) -> list[str]:
 
 
 def train_first_epochs(params: dict, epochs_to_run: int, eval_images: int | None = None) -> dict:
-    """03_training's steps (seed, augmentation, loaders, model, optimizer, `fit`) with `params` over the notebook's
-    defaults, which are the committed run's; stopped after `epochs_to_run` epochs, scored on the first
-    `eval_images` of the evaluation split (None: all). Returns the machine kind, the epoch lines fit printed
-    (without their seconds), a hash of the weights and each epoch's training seconds."""
+    """03_training's run (`engine.build`, `fit`) with `params` over the notebook's defaults, which are the committed
+    run's; stopped after `epochs_to_run` epochs, scored on the first `eval_images` of the evaluation split (None:
+    all). Returns the machine kind, the epoch lines fit printed (without their seconds), a hash of the weights and
+    each epoch's training seconds."""
     p = TrainParams(**params)
     device = resolve_device(p.device)
-    seed_everything(p.seed)
-    augment = Augment(p.rotation, p.translate, erase=p.erase)
-    train_loader, eval_loader = make_loaders(
-        p.data_dir, p.batch_size, device, augment, p.seed, p.subset, dataset=p.dataset, validation=p.validation
-    )
-    eval_loader.images, eval_loader.labels = eval_loader.images[:eval_images], eval_loader.labels[:eval_images]
-    net = get_model(p.model, p.dataset).to(device)
-    opt = make_optimizer(net, p.optimizer, p.lr, p.weight_decay)
-    rows = []
-
-    def record(row):
-        rows.append(row)
-        if len(rows) == epochs_to_run:
-            raise StopTraining
-
-    try:
-        fit(net, opt, train_loader, eval_loader, epochs=p.epochs, lr_warmup=p.lr_warmup, grad_clip=p.grad_clip,
-            label_smoothing=p.label_smoothing, ema=p.ema, ema_warmup=p.ema_warmup, clean_epochs=p.clean_epochs,
-            on_epoch=record)  # fmt: skip
-    except StopTraining:
-        pass
-    weights = hashlib.sha256(b"".join(t.cpu().numpy().tobytes() for t in net.state_dict().values()))
+    run = build(p, device, eval_images)
+    rows = fit(run, stop_after=epochs_to_run)
+    weights = hashlib.sha256(b"".join(t.cpu().numpy().tobytes() for t in run.model.state_dict().values()))
     lines = [without_seconds(epoch_line(row, p.epochs)) for row in rows]
     seconds = [row["train_seconds"] for row in rows]
     return dict(kind=machine_kind(device), lines=lines, weights=weights.hexdigest(), train_seconds=seconds)

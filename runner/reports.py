@@ -7,7 +7,8 @@ import statistics
 from pathlib import Path
 
 from utils.files import atomic_write
-from utils.models import MODELS, accuracies
+from utils.history import SPLITS, accuracies
+from utils.models import MODELS
 from utils.plots import save_figure
 
 import matplotlib.pyplot as plt
@@ -61,16 +62,16 @@ def seeds_report(rows: list[dict], model: str, out: Path) -> str:
     done = [r for r in rows if "history" in r]
     split = done[0]["scored_on"] if done else "test"
     lines = [
-        f"{model}: {target.text}; scored on the {'validation split' if split == 'val' else 'test set'}",
+        f"{model}: {target.text}; scored on {SPLITS[split]}",
         "",
-        f"| seed | {split} accuracy per epoch (%) | {target.measure.__doc__} (%) | target |",
+        f"| seed | {split} accuracy per epoch (%) | {target.measure.text} (%) | target |",
         "|---:|---|---:|---|",
     ]
     for r in rows:
         if "history" not in r:
             lines.append(f"| {r['seed']} | {r['error']} | – | **failed** |")
             continue
-        per_epoch = " ".join(f"{100 * h[split + '_acc']:.2f}" for h in r["history"])
+        per_epoch = " ".join(f"{100 * a:.2f}" for a in accuracies(r["history"]))
         met = "met" if target.met(r["history"]) else "**missed**"
         lines.append(f"| {r['seed']} | {per_epoch} | {100 * target.measure(r['history']):.2f} | {met} |")
     values = [100 * target.measure(r["history"]) for r in done]
@@ -78,7 +79,7 @@ def seeds_report(rows: list[dict], model: str, out: Path) -> str:
     if values:
         lines += [
             "",
-            f"{passed}/{len(rows)} seeds meet the target; {target.measure.__doc__}: {spread(values)}, "
+            f"{passed}/{len(rows)} seeds meet the target; {target.measure.text}: {spread(values)}, "
             f"bar {100 * target.bar:.2f}",
         ]
     if any(len(r["history"]) > 1 for r in done):  # the weights a run ends with, whatever the target measures
@@ -91,7 +92,7 @@ def seeds_report(rows: list[dict], model: str, out: Path) -> str:
         values,
         100 * target.bar,
         out / "seeds.png",
-        f"{model} on the {'validation split' if split == 'val' else 'test set'}: {target.measure.__doc__}",
+        f"{model} on {SPLITS[split]}: {target.measure.text}",
     )
     return text
 
@@ -104,7 +105,7 @@ def plot_sweep(rows, path=None):
     for r in rows:
         left.plot(
             [h["epoch"] for h in r["history"]],
-            [100 * h[f"{r['scored_on']}_acc"] for h in r["history"]],
+            [100 * a for a in accuracies(r["history"])],
             marker=".",
             label=r["run"],
         )

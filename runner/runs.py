@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from utils.models import eval_split, last3_min
+from utils.history import LAST3_MIN
 from utils.numerics import THREAD_VARIABLES
 
 import nbformat
@@ -89,12 +89,11 @@ def with_metrics(row: dict, folder: Path) -> dict:
     metrics_file = folder / "metrics.json"
     if metrics_file.exists():
         metrics = json.loads(metrics_file.read_text())
-        split = eval_split(metrics["history"])
         row.update(
-            scored_on=split,
-            best_acc=metrics[f"best_{split}_acc"],
-            last3_min=last3_min(metrics["history"]),
-            final_acc=metrics[f"final_{split}_acc"],
+            scored_on=metrics["split"],
+            best_acc=metrics["best_acc"],
+            last3_min=LAST3_MIN(metrics["history"]),
+            final_acc=metrics["final_acc"],
             seconds=metrics["seconds"],
             history=metrics["history"],
         )

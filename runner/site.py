@@ -154,7 +154,7 @@ def draw_page(out: Path) -> Path:
         shutil.copy(REPO_ROOT / "web" / name, out / name)
     (out / "site.css").write_text(BODY_STYLE + STYLE)
     run = committed_metrics()
-    about = f"{run['model']}, {run['final_test_acc']:.2%} on the 10,000 test digits, trained on {run['machine']}"
+    about = f"{run['model']}, {run['final_acc']:.2%} on the 10,000 test digits, trained on {run['machine']}"
     page = (REPO_ROOT / "web" / "draw.html").read_text()
     (out / "draw.html").write_text(
         page.replace("</head>", f"{ICON}</head>")

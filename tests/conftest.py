@@ -1,3 +1,7 @@
+from utils import numerics
+
+numerics.apply()  # first, before any test module loads torch: the portable CPU numerics, as every program has
+
 import copy
 import os
 import shutil

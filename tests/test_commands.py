@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from utils.engine import epoch_line
+from utils.history import epoch_line
 
 import pytest
 from test_notebooks import check_training_run, outputs_text
@@ -81,7 +81,7 @@ def test_make_run_on_a_tiny_subset_writes_every_file_of_the_run_and_logs_one_lin
         *("metrics.json", "last.pt", "s7.onnx", "tensorboard"),
     }
     check_training_run(run, TINY["epochs"], TINY["batch_size"])
-    assert "\r" not in done.stdout
+    assert "\r" not in done.stdout and "def train_step" not in done.stdout  # 03 shows the source; the log does not
     epochs = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"]
     assert "target: " in done.stdout and "-> NOT met" in done.stdout  # a subset: reported, not asserted
@@ -106,8 +106,8 @@ def test_make_notebooks_re_executes_them_in_place_and_keeps_the_run_as_data(tmp_
 
 
 def test_make_runs_summary_names_the_split_a_validation_run_was_scored_on(tmp_path):
-    history = [dict(epoch=e, train_acc=0.99, val_acc=a) for e, a in enumerate([0.98, 0.995, 0.99], 1)]
-    metrics = dict(model="s7", history=history, seconds=12.3, checkpoint="s7.pt")
+    history = [dict(epoch=e, split="val", train_acc=0.99, eval_acc=a) for e, a in enumerate([0.98, 0.995, 0.99], 1)]
+    metrics = dict(model="s7", split="val", history=history, seconds=12.3, checkpoint="last.pt")
     text = execute.summary(metrics, tmp_path)
     assert text.startswith("s7: final val accuracy 99.00%, best 99.50% (epoch 2), 12 s of training\n")
     assert "on the validation split (the target is for the test set) -> NOT met" in text  # 3 epochs, one < 99.4%

@@ -2,12 +2,14 @@ import errno
 from pathlib import Path
 
 from utils import engine
-from utils.checkpoints import LAST_CHECKPOINT, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from utils.checkpoints import LAST_CHECKPOINT, CheckpointError, read_checkpoint, save_checkpoint
 from utils.config import check_params
-from utils.data import Augment, make_loaders
+from utils.data import make_loaders
 from utils.datafiles import MEAN_STD
-from utils.engine import TrainingDiverged, evaluate, fit, make_optimizer, resolve_device, seed_everything
+from utils.engine import TrainingDiverged, build, evaluate, fit, make_optimizer, resolve_device
+from utils.errors import ParameterError
 from utils.files import DiskFullError, write_json
+from utils.history import ROW
 from utils.models import get_model
 
 import pytest
@@ -17,49 +19,44 @@ from conftest import without_timings
 GOOD = dict(model="s7", epochs=2, batch_size=64, lr=0.05, optimizer="sgd", seed=1, device="cpu")
 
 
-def small_run(mnist_root, seed=1, subset=2000, epochs=2, name="s7", validation=False, weight_decay=0.0, **fit_options):
-    seed_everything(seed)
-    train, test = make_loaders(mnist_root, 64, "cpu", Augment(10.0, 0.1), seed, subset, validation=validation)
-    test.images, test.labels = test.images[:1000], test.labels[:1000]
-    model = get_model(name)
-    opt = make_optimizer(model, "sgd", 0.05, weight_decay)
-    return model, opt, fit(model, opt, train, test, epochs=epochs, lr_warmup=0.2, **fit_options)
+SMALL = dict(GOOD, subset=2000, rotation=10.0, translate=0.1, ema=None, clean_epochs=0)
+
+
+def small_run(mnist_root, out=None, **params):
+    """03's run (`build`, `fit`) on 2,000 training images, scored on 1,000 test digits; returns (run, history)."""
+    run = build(check_params({**SMALL, "data_dir": str(mnist_root), **params}), "cpu", eval_images=1000)
+    return run, fit(run, out)
 
 
 def test_same_seed_same_history(mnist_root):
-    runs = [small_run(mnist_root)[2] for _ in range(2)]
+    runs = [small_run(mnist_root)[1] for _ in range(2)]
     assert without_timings(runs[0]) == without_timings(runs[1])
-    other = small_run(mnist_root, seed=2)[2]
-    assert other[-1]["test_loss"] != runs[0][-1]["test_loss"]
+    other = small_run(mnist_root, seed=2)[1]
+    assert other[-1]["eval_loss"] != runs[0][-1]["eval_loss"]
 
 
 def test_history_rows_and_learning(mnist_root):
-    _, _, history = small_run(mnist_root)
-    assert [h["epoch"] for h in history] == [1, 2]
-    keys = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds", "seconds"}
-    assert set(history[0]) == keys
-    assert history[1]["test_loss"] < history[0]["test_loss"]  # 64 steps on 2,000 images: learning has begun
-    assert history[-1]["test_acc"] > 0.3  # > 3x the 10% of guessing
+    _, history = small_run(mnist_root)
+    assert [h["epoch"] for h in history] == [1, 2] and all(tuple(h) == ROW and h["split"] == "test" for h in history)
+    assert history[1]["eval_loss"] < history[0]["eval_loss"]  # 64 steps on 2,000 images: learning has begun
+    assert history[-1]["eval_acc"] > 0.3  # > 3x the 10% of guessing
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(mnist_root, tmp_path):
-    model, opt, history = small_run(mnist_root, epochs=1)
-    path = save_checkpoint(tmp_path, dict(GOOD), model, opt, history)
-    assert path.name == f"s7_acc{history[-1]['test_acc']:.4f}.pt"
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
-    loaded, ckpt = load_checkpoint(path, model_name="s7")
+    run, history = small_run(mnist_root, tmp_path, epochs=1)
+    assert [p.name for p in tmp_path.iterdir()] == [LAST_CHECKPOINT]  # one checkpoint, no temporary file left behind
+    ckpt = read_checkpoint(tmp_path / LAST_CHECKPOINT)
+    loaded = get_model(ckpt["model_name"])
+    loaded.load_state_dict(ckpt["model"])
     x = torch.rand(8, 1, 28, 28)
-    assert torch.equal(model.eval()(x), loaded.eval()(x))
-    assert ckpt["history"] == history and ckpt["params"] == GOOD and "state" in ckpt["optimizer"]
+    assert torch.equal(run.model.eval()(x), loaded.eval()(x))
+    assert ckpt["history"] == history and ckpt["params"] == run.params.as_dict() and "state" in ckpt["optimizer"]
 
 
-def test_a_checkpoint_keeps_its_datasets_normalisation(tmp_path):
-    model = get_model("s7", "fashion_mnist")
-    history = [dict(epoch=1, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5)]
-    path = save_checkpoint(
-        tmp_path, {**GOOD, "dataset": "fashion_mnist"}, model, make_optimizer(model, "sgd", 0.1), history
-    )
-    norm = load_checkpoint(path)[0][0]
+def test_a_models_weights_keep_its_datasets_normalisation():
+    loaded = get_model("s7")  # MNIST's constants, until the saved weights come in
+    loaded.load_state_dict(get_model("s7", "fashion_mnist").state_dict())
+    norm = loaded[0]
     assert (norm.mean.item(), norm.std.item()) == pytest.approx(MEAN_STD["fashion_mnist"]) != MEAN_STD["mnist"]
 
 
@@ -68,22 +65,13 @@ def test_validation_split_is_held_out_of_training(mnist_root):
     full, test = make_loaders(mnist_root, 64, "cpu")
     assert (len(train.labels), len(val.labels), val.split, test.split) == (50_000, 10_000, "val", "test")
     assert torch.equal(torch.cat([train.images, val.images]), full.images)  # the last 10,000 training images
-    _, _, history = small_run(mnist_root, epochs=1, validation=True)
-    assert set(history[0]) == {
-        "epoch",
-        "train_loss",
-        "train_acc",
-        "val_loss",
-        "val_acc",
-        "lr",
-        "train_seconds",
-        "seconds",
-    }
+    _, history = small_run(mnist_root, epochs=1, validation=True)
+    assert tuple(history[0]) == ROW and history[0]["split"] == "val"
 
 
 def test_label_smoothing_changes_training(mnist_root):
-    plain = small_run(mnist_root, epochs=1)[2]
-    smoothed = small_run(mnist_root, epochs=1, label_smoothing=0.1)[2]
+    plain = small_run(mnist_root, epochs=1)[1]
+    smoothed = small_run(mnist_root, epochs=1, label_smoothing=0.1)[1]
     assert smoothed[0]["train_loss"] > plain[0]["train_loss"]  # smoothed targets: the loss cannot reach 0
 
 
@@ -94,10 +82,10 @@ def weights_norm(model) -> float:
 def test_weight_decay_and_grad_clip_change_a_real_training(mnist_root):
     """32 steps on 2,000 images: weight decay pulls the weights towards 0, and a gradient norm clipped to 0.01 makes
     the steps too small to learn much."""
-    plain_model, _, plain = small_run(mnist_root, epochs=1)
-    decayed_model, _, decayed = small_run(mnist_root, epochs=1, weight_decay=0.05)
-    assert weights_norm(decayed_model) < 0.97 * weights_norm(plain_model)
-    clipped = small_run(mnist_root, epochs=1, grad_clip=0.01)[2]
+    plain_run, plain = small_run(mnist_root, epochs=1)
+    decayed_run, decayed = small_run(mnist_root, epochs=1, weight_decay=0.05)
+    assert weights_norm(decayed_run.model) < 0.97 * weights_norm(plain_run.model)
+    clipped = small_run(mnist_root, epochs=1, grad_clip=0.01)[1]
     assert clipped[0]["train_loss"] > plain[0]["train_loss"] + 0.3, (clipped, plain)
 
 
@@ -126,12 +114,10 @@ def test_mixed_precision_step_scales_unscales_clips_skips_an_infinite_gradient_a
 
 
 def test_the_ema_is_what_is_evaluated_and_kept(mnist_root):
-    model, _, history = small_run(mnist_root, epochs=2, ema=0.9)
-    _, test = make_loaders(mnist_root, 64, "cpu")
-    test.images, test.labels = test.images[:1000], test.labels[:1000]
-    assert evaluate(model, test) == (history[-1]["test_loss"], history[-1]["test_acc"])
-    last = small_run(mnist_root, epochs=2)[0]  # the same run without the EMA ends with other weights
-    assert not torch.equal(last[1][0].weight, model[1][0].weight)
+    run, history = small_run(mnist_root, epochs=2, ema=0.9)
+    assert evaluate(run.model, run.eval_loader) == (history[-1]["eval_loss"], history[-1]["eval_acc"])
+    last = small_run(mnist_root, epochs=2)[0].model  # the same run without the EMA ends with other weights
+    assert not torch.equal(last[1][0].weight, run.model[1][0].weight)
 
 
 def test_warmed_up_ema_keeps_min_of_decay_and_1_plus_t_over_10_plus_t():
@@ -151,14 +137,14 @@ def test_warmed_up_ema_scores_like_the_last_weights_after_one_epoch(mnist_root):
     """157 steps: a plain 0.999 EMA is still 85% the random initial weights (0.999 ** 157), the warmed-up one
     is not (here 94.8% against the last weights' 94.4%; 1 point allowed on these 1,000 test images)."""
     runs = [dict(), dict(ema=0.999), dict(ema=0.999, ema_warmup=False)]
-    last, warm, cold = (small_run(mnist_root, subset=10_000, epochs=1, **r)[2][0]["test_acc"] for r in runs)
+    last, warm, cold = (small_run(mnist_root, subset=10_000, epochs=1, **r)[1][0]["eval_acc"] for r in runs)
     assert warm >= last - 0.01 and cold < 0.5, (warm, last, cold)
 
 
 def test_the_last_clean_epochs_train_without_augmentation(mnist_root):
-    seed_everything(1)
-    train, test = make_loaders(mnist_root, 500, "cpu", Augment(10.0, 0.1), 1, subset=1000)
-    test.images, test.labels = test.images[:500], test.labels[:500]
+    p = dict(SMALL, subset=1000, batch_size=500, data_dir=str(mnist_root))
+    run = build(check_params({**p, "epochs": 4, "clean_epochs": 2}), "cpu", eval_images=500)
+    train = run.train_loader
     augment, augmented = train.augment, []
 
     def counting(x, generator):
@@ -166,17 +152,7 @@ def test_the_last_clean_epochs_train_without_augmentation(mnist_root):
         return augment(x, generator)
 
     train.augment, epochs_started = counting, []
-    model = get_model("s7")
-    fit(
-        model,
-        make_optimizer(model, "sgd", 0.05),
-        train,
-        test,
-        epochs=4,
-        lr_warmup=0.2,
-        clean_epochs=2,
-        on_epoch=epochs_started.append,
-    )
+    fit(run, on_epoch=epochs_started.append)
     assert augmented == [0, 0, 1, 1]  # 2 batches in each of epochs 1 and 2, none in 3 and 4
     assert train.augment is counting  # the loader is left as it was given
 
@@ -186,17 +162,17 @@ def test_the_last_clean_epochs_train_without_augmentation(mnist_root):
         if module.training and len(epochs_started) == 1:
             raise KeyboardInterrupt
 
-    model.register_forward_hook(stop_training_in_epoch_2)
+    run = build(check_params({**p, "epochs": 2, "clean_epochs": 1}), "cpu", eval_images=500)
+    run.train_loader.augment = counting
+    run.model.register_forward_hook(stop_training_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):  # a run that dies in a clean epoch leaves the loader as it was given too
-        opt = make_optimizer(model, "sgd", 0.05)
-        fit(model, opt, train, test, epochs=2, lr_warmup=0.2, clean_epochs=1, on_epoch=epochs_started.append)
-    assert train.augment is counting
+        fit(run, on_epoch=epochs_started.append)
+    assert run.train_loader.augment is counting
 
 
 @pytest.mark.parametrize("ema", [None, 0.99])
 def test_resumed_run_gives_the_uninterrupted_history(mnist_root, tmp_path, monkeypatch, ema):
-    config = check_params({**GOOD, "epochs": 3, "subset": 2000, "ema": ema}).as_dict()
-    _, _, uninterrupted = small_run(mnist_root, epochs=3, ema=ema)
+    _, uninterrupted = small_run(mnist_root, epochs=3, ema=ema)
     calls = []
 
     def evaluate_then_stop(model, loader):  # the run "dies" during epoch 2, after last.pt of epoch 1
@@ -207,45 +183,32 @@ def test_resumed_run_gives_the_uninterrupted_history(mnist_root, tmp_path, monke
 
     monkeypatch.setattr(engine, "evaluate", evaluate_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        small_run(mnist_root, epochs=3, checkpoint_dir=tmp_path, config=config, ema=ema)
+        small_run(mnist_root, tmp_path, epochs=3, ema=ema)
     monkeypatch.undo()
     assert read_checkpoint(tmp_path / LAST_CHECKPOINT)["epoch"] == 1
     torch.manual_seed(123)  # whatever the global RNG holds now, resume restores it
-    _, _, resumed = small_run(
-        mnist_root, epochs=3, checkpoint_dir=tmp_path, config=config, resume=tmp_path / LAST_CHECKPOINT, ema=ema
-    )
+    _, resumed = small_run(mnist_root, tmp_path, epochs=3, ema=ema, resume=str(tmp_path / LAST_CHECKPOINT))
     assert without_timings(resumed) == without_timings(uninterrupted)
     assert read_checkpoint(tmp_path / LAST_CHECKPOINT)["epoch"] == 3
 
 
-def test_checkpoint_of_another_model_is_refused_by_name(mnist_root, tmp_path):
-    model, opt, history = small_run(mnist_root, epochs=1, subset=256)
-    path = save_checkpoint(tmp_path, dict(GOOD), model, opt, history)
-    with pytest.raises(CheckpointError, match=r"holds model 's7', not 's5'; use model='s7' or a checkpoint of 's5'"):
-        load_checkpoint(path, model_name="s5")
-
-
-def test_checkpoint_with_other_shapes_is_one_clear_error(tmp_path):
-    model = get_model("s5")  # weights of s5 filed under the name s7
-    history = [dict(epoch=1, train_loss=1.0, test_loss=1.0, test_acc=0.5)]
-    path = save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model, "sgd", 0.05), history)
-    with pytest.raises(CheckpointError, match=r"does not fit model 's7' \(.*size mismatch.*\); it was saved from"):
-        load_checkpoint(path)
+def test_checkpoint_of_another_model_is_refused_by_name_before_any_work(mnist_root, tmp_path):
+    small_run(mnist_root, tmp_path, epochs=2, subset=256)
+    with pytest.raises(ParameterError, match=r"it differs in model='s7' there, 's5' here"):
+        build(check_params({**GOOD, "model": "s5", "resume": str(tmp_path / LAST_CHECKPOINT)}), "cpu")
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])
 def test_damaged_checkpoint_is_one_clear_error(tmp_path, content):
     path = tmp_path / "s7.pt"
     if content is None:  # a real checkpoint cut in half, as a full disk would leave it without atomic writes
-        model = get_model("s7")
-        history = [dict(epoch=1, train_loss=1.0, test_loss=1.0, test_acc=0.5)]
-        data = save_checkpoint(
-            tmp_path, dict(GOOD), model, make_optimizer(model, "sgd", 0.05), history, name="full.pt"
-        ).read_bytes()
+        run = build(check_params(GOOD), "cpu")
+        run.history.append(dict.fromkeys(ROW, 0.5))
+        data = save_checkpoint(tmp_path / "full.pt", run).read_bytes()
         content = data[: len(data) // 2]
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=r"checkpoint .*s7.pt cannot be read \(.*\); it is damaged"):
-        load_checkpoint(path)
+        read_checkpoint(path)
 
 
 def test_missing_checkpoint_is_one_clear_error(tmp_path):
@@ -254,19 +217,17 @@ def test_missing_checkpoint_is_one_clear_error(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_message(mnist_root):
-    seed_everything(0)
-    train, test = make_loaders(mnist_root, 64, "cpu", None, 0, subset=256)
-    train.images = train.images.float().fill_(float("nan"))  # every batch gives a NaN loss
-    model = get_model("s7")
+    run = build(check_params({**SMALL, "epochs": 1, "subset": 256, "data_dir": str(mnist_root)}), "cpu")
+    run.train_loader.images = run.train_loader.images.float().fill_(float("nan"))  # every batch gives a NaN loss
     with pytest.raises(TrainingDiverged, match=r"epoch 1/1: loss became nan at batch 1; lower the learning rate"):
-        fit(model, make_optimizer(model, "sgd", 0.05), train, test, epochs=1, lr_warmup=0.2)
+        fit(run)
 
 
 def test_no_checkpoint_from_a_diverged_model(tmp_path):
-    model = get_model("s7")
-    history = [dict(epoch=1, train_loss=float("nan"), test_loss=float("nan"), test_acc=0.1)]
+    run = build(check_params(GOOD), "cpu")
+    run.history.append({**dict.fromkeys(ROW, 0.1), "train_loss": float("nan"), "eval_loss": float("nan")})
     with pytest.raises(CheckpointError, match="refusing to save a checkpoint of a diverged model"):
-        save_checkpoint(tmp_path, dict(GOOD), model, make_optimizer(model, "sgd", 0.05), history)
+        save_checkpoint(tmp_path / LAST_CHECKPOINT, run)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -290,7 +251,6 @@ def test_cuda_without_cuda_is_one_clear_error():
 
 
 def test_full_disk_while_writing_last_pt_is_one_line_and_keeps_the_previous_one(mnist_root, tmp_path, monkeypatch):
-    config = check_params({**GOOD, "epochs": 2, "subset": 2000}).as_dict()
     write_bytes, calls = Path.write_bytes, []
 
     def disk_fills_on_the_second_checkpoint(path, data):
@@ -302,7 +262,7 @@ def test_full_disk_while_writing_last_pt_is_one_line_and_keeps_the_previous_one(
 
     monkeypatch.setattr(Path, "write_bytes", disk_fills_on_the_second_checkpoint)
     with pytest.raises(DiskFullError) as err:
-        small_run(mnist_root, epochs=2, checkpoint_dir=tmp_path, config=config)
+        small_run(mnist_root, tmp_path, epochs=2)
     last = tmp_path / LAST_CHECKPOINT
     assert str(err.value) == (
         f"cannot write {last}: no space left on the device; free some space, then continue with -p resume {last}"

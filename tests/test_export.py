@@ -20,7 +20,7 @@ def onnx_logits(path, images) -> np.ndarray:
 
 
 def test_exported_model_predicts_what_pytorch_predicts_on_the_test_set(mnist_root, tmp_path):
-    model = small_run(mnist_root, subset=10_000, epochs=1)[0]
+    model = small_run(mnist_root, subset=10_000, epochs=1)[0].model
     path = export_onnx(model, tmp_path / "s7.onnx")
     assert [p.name for p in tmp_path.iterdir()] == ["s7.onnx"] and path.stat().st_size < 100_000  # one small file
     _, test = make_loaders(mnist_root, 500, "cpu")
@@ -33,7 +33,7 @@ def test_exported_model_predicts_what_pytorch_predicts_on_the_test_set(mnist_roo
 
 def test_committed_onnx_model_scores_the_committed_runs_final_accuracy(mnist_root):
     """results/03_training.onnx comes from the committed 03 run (make notebooks): its accuracy, to the image."""
-    final = committed_metrics()["final_test_acc"]
+    final = committed_metrics()["final_acc"]
     _, test = make_loaders(mnist_root, 500, "cpu")
     correct = int((torch.from_numpy(onnx_logits(COMMITTED_ONNX, test.images)).argmax(1) == test.labels).sum())
     assert correct == round(final * 10_000)

@@ -1,8 +1,8 @@
 """The CUDA path: what can be checked on a CPU is checked here everywhere; the rest needs a CUDA GPU and skips with
 one line without one (python -m benchmarks.gpu and make gpu measure it there: RESULTS.md)."""
 
-from utils.data import Augment, make_loaders
-from utils.engine import fit, make_optimizer, seed_everything
+from utils.config import TrainParams
+from utils.engine import build, fit
 from utils.models import get_model
 
 import pytest
@@ -41,19 +41,15 @@ def test_gpu_benchmark_without_cuda_is_one_line(capsys):
     assert capsys.readouterr().out == "gpu benchmark skipped: no CUDA GPU here (torch.cuda.is_available() is False)\n"
 
 
-def cuda_run(mnist_root, amp, subset=1280, epochs=2, seed=1):
-    seed_everything(seed)
-    train, test = make_loaders(mnist_root, 64, "cuda", Augment(7.0, 0.05), seed, subset)
-    model = get_model("s7").to("cuda")
-    optimizer = make_optimizer(model, "sgd", 0.1)
-    return fit(model, optimizer, train, test, epochs=epochs, lr_warmup=0.2, ema=0.999, amp=amp)
+def cuda_run(mnist_root, amp, subset=1280, epochs=2):
+    return fit(build(TrainParams(epochs=epochs, subset=subset, amp=amp, data_dir=str(mnist_root)), "cuda"))
 
 
 @needs_cuda
 @pytest.mark.parametrize("amp", [True, False])
 def test_fit_on_cuda_learns_with_and_without_mixed_precision(mnist_root, amp):
     history = cuda_run(mnist_root, amp)
-    assert history[-1]["test_acc"] > 0.5 and all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
+    assert history[-1]["eval_acc"] > 0.5 and all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
 
 
 @needs_cuda

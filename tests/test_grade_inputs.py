@@ -224,3 +224,13 @@ def test_a_repository_the_grader_trips_on_is_its_row_and_the_class_goes_on(tmp_p
         ("norepo", "not run", "class file entry 2 (norepo) has no repo"),
     ]
     assert (tmp_path / "grades" / "grades.md").exists()
+
+
+def test_a_fork_from_before_the_history_had_fixed_keys_is_still_judged():
+    accs = [0.99] * 12 + [0.995] * 3
+    history = [dict(epoch=e, train_acc=0.99, test_loss=0.02, test_acc=a) for e, a in enumerate(accs, 1)]
+    old = dict(model="s7", subset=None, validation=False, dataset="mnist", history=history)
+    assert grade.target(grade.fixed_keys(old)) == "met"
+    history[-1]["test_acc"] = 0.993
+    assert grade.target(grade.fixed_keys(old)) == "missed"
+    assert grade.fixed_keys({}) == {}  # no run, nothing to read

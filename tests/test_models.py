@@ -10,7 +10,6 @@ from utils.models import (
     is_recipe_run,
     list_models,
     recipe,
-    target_met,
 )
 
 import papermill as pm
@@ -75,8 +74,12 @@ def test_receptive_field_grows_with_convs_and_pooling():
     assert rows[-1]["macs"] == 160 and sum(r["macs"] for r in rows[:-1]) == sum(r["macs"] for r in convs)
 
 
-def _history(test_accs, train_acc=0.99):
-    return [dict(epoch=i + 1, train_acc=train_acc, test_acc=a) for i, a in enumerate(test_accs)]
+def _history(test_accs, train_acc=0.99, split="test"):
+    return [dict(epoch=i + 1, split=split, train_acc=train_acc, eval_acc=a) for i, a in enumerate(test_accs)]
+
+
+def target_met(name, history):
+    return MODELS[name].target.met(history)
 
 
 def test_targets_can_fail():
@@ -88,7 +91,12 @@ def test_targets_can_fail():
     assert not target_met("s5", _history([0.986], train_acc=0.94))
     assert target_met("s6", _history([0.99, 0.994]))
     assert not target_met("s6", _history([0.99] * 20 + [0.995]))  # only the first 20 epochs count
-    assert target_met("s7", [{**h, "val_acc": h.pop("test_acc")} for h in _history([0.99] * 12 + [0.995] * 3)])
+    assert target_met("s7", _history([0.99] * 12 + [0.995] * 3, split="val"))
+    assert [t.measure.text for t in (MODELS["s5"].target, MODELS["s6"].target, MODELS["s7"].target)] == [
+        "accuracy after epoch 1",
+        "best accuracy of any epoch",
+        "lowest accuracy of the last 3 epochs",
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)

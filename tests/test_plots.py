@@ -26,7 +26,15 @@ def test_fashion_plots_name_the_classes_and_are_saved(tmp_path):
 
 def test_curves_draw_the_target_and_zoom_on_the_last_epochs_with_integer_ticks(tmp_path):
     history = [
-        dict(epoch=e, train_loss=1 / e, test_loss=1 / e, train_acc=0.9 + e / 200, test_acc=0.95 + e / 400, lr=0.1)
+        dict(
+            epoch=e,
+            split="test",
+            train_loss=1 / e,
+            eval_loss=1 / e,
+            train_acc=0.9 + e / 200,
+            eval_acc=0.95 + e / 400,
+            lr=0.1,
+        )  # fmt: skip
         for e in range(1, 13)
     ]
     fig = plot_curves(history, tmp_path / "curves.png", bar=0.98)

@@ -56,30 +56,38 @@ def python(code: str, **env) -> str:
     return done.stdout.strip()
 
 
+APPLY = "from utils import numerics; numerics.apply(); "  # what every program does first
 RUNS_ON = "from utils.engine import runs_on; print(runs_on('cpu'))"
 
 
 @x86_64_only
 def test_the_switch_turns_the_pins_off_even_when_inherited_and_the_run_says_so():
     assert all(os.environ[k] == v for k, v in numerics.PINS.items())  # this process pins, its children inherit
-    assert python(RUNS_ON).startswith("runs on cpu, portable x86-64 AVX2 numerics, 2 threads, torch ")
-    off = python(RUNS_ON, PORTABLE_NUMERICS="0").splitlines()
+    assert python(APPLY + RUNS_ON).startswith("runs on cpu, portable x86-64 AVX2 numerics, 2 threads, torch ")
+    off = python(APPLY + RUNS_ON, PORTABLE_NUMERICS="0").splitlines()
     assert off[0].startswith(f"runs on cpu ({numerics.cpu_name()}, ") and "portable" not in off[0]
     assert off[1] == "not the portable numerics (PORTABLE_NUMERICS=0): these numbers hold on this CPU model only"
-    assert "ATEN_CPU_CAPABILITY" not in python("import utils, os; print(*os.environ)", PORTABLE_NUMERICS="0")
+    assert "ATEN_CPU_CAPABILITY" not in python(APPLY + "import os; print(*os.environ)", PORTABLE_NUMERICS="0")
 
 
 @x86_64_only
-def test_torch_imported_before_utils_without_the_pins_is_named_in_the_run():
+def test_torch_loaded_before_the_pins_or_without_them_is_named_in_the_run():
     env = {name: "" for name in numerics.PINS}  # as in a fresh Jupyter kernel
-    first = python(f"import torch; {RUNS_ON}", **env).splitlines()
+    first = python(f"import torch; {APPLY}{RUNS_ON}", **env).splitlines()
     assert "portable" not in first[0]
-    assert first[1].startswith("not the portable numerics (torch was imported before utils)")
-    assert "portable x86-64 AVX2 numerics" in python(f"import utils, torch; {RUNS_ON}", **env)
+    assert first[1].startswith("not the portable numerics (torch was imported before utils.numerics.apply())")
+    never = python(RUNS_ON, **env).splitlines()
+    assert never[1].startswith("not the portable numerics (utils.numerics.apply() was not called before torch")
+    assert "portable x86-64 AVX2 numerics" in python(f"{APPLY}import torch; {RUNS_ON}", **env)
+
+
+def test_importing_utils_changes_nothing_in_the_process():
+    code = "import os; before = dict(os.environ); import utils.engine, utils.config; print(dict(os.environ) == before)"
+    assert python(code, **{name: "" for name in numerics.PINS}) == "True"
 
 
 AUGMENTED = (
-    "import utils, hashlib, torch; from utils.data import Augment, load_data; x = load_data()[0][:128, None] / 255; "
+    APPLY + "import hashlib, torch; from utils.data import Augment, load_data; x = load_data()[0][:128, None] / 255; "
     "y = Augment(15.0, 0.15, erase=0.25)(x.float(), torch.Generator().manual_seed(3)); "
     "print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(y.numpy().tobytes()).hexdigest())"
 )

@@ -62,13 +62,12 @@ def test_sweep_records_a_failed_run_and_summarizes_all(tmp_path, mnist_root):
         ("lr=0.05", "ok", "0.05"),
         ("lr=1000000.0", "failed", "1000000.0"),
     ]
-    assert float(table[0]["final_acc"]) == metrics["final_test_acc"] and table[1]["final_acc"] == ""
-    last3 = min(h["test_acc"] for h in metrics["history"][-3:])
+    assert float(table[0]["final_acc"]) == metrics["final_acc"] and table[1]["final_acc"] == ""
+    last3 = min(h["eval_acc"] for h in metrics["history"][-3:])
     assert float(table[0]["last3_min"]) == last3
     md = (tmp_path / "summary.md").read_text()
     assert (
-        f"| lr=0.05 | 0.05 | ok | test | {metrics['best_test_acc']:.2%} | {metrics['final_test_acc']:.2%} "
-        f"| {last3:.2%} |"
+        f"| lr=0.05 | 0.05 | ok | test | {metrics['best_acc']:.2%} | {metrics['final_acc']:.2%} | {last3:.2%} |"
     ) in md
     assert f"| lr=1000000.0 | 1000000.0 | failed ({rows[1]['error']}) | – | – | – | – | – |" in md
     assert (tmp_path / "summary.png").stat().st_size > 5_000
@@ -108,7 +107,8 @@ def test_bad_grid_file_is_refused_before_any_run(tmp_path, capsys, content, mess
 
 
 def _seed_row(seed, last_three, split="test"):
-    history = [{"epoch": e + 1, "train_acc": 0.99, f"{split}_acc": a} for e, a in enumerate([0.99] * 12 + last_three)]
+    accs = [0.99] * 12 + last_three
+    history = [dict(epoch=e + 1, split=split, train_acc=0.99, eval_acc=a) for e, a in enumerate(accs)]
     return dict(run=f"seed={seed}", seed=seed, status="ok", error="", scored_on=split, history=history)
 
 

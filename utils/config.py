@@ -8,7 +8,7 @@ import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .data import VALIDATION_IMAGES
@@ -44,37 +44,16 @@ def _positive(v):
     return _number(v) and v > 0
 
 
+def _bool(v):
+    return isinstance(v, bool)
+
+
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-RULES = {  # parameter -> (accepts(value), what it accepts); the limits that depend on other parameters: _limits
-    "dataset": _one_of(*RAW_MD5),
-    "model": _one_of(*list_models()),
-    "epochs": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    "batch_size": (_integer, "an integer (images per step)"),
-    "lr": (_positive, "a finite number > 0"),
-    "optimizer": _one_of(*OPTIMIZERS),
-    "weight_decay": (lambda v: _number(v) and v >= 0, "a finite number >= 0 (0 turns it off)"),
-    "lr_warmup": (lambda v: _number(v) and 0 < v < 1, "a fraction of the training steps, 0 < lr_warmup < 1"),
-    "grad_clip": (_optional(_positive), "None or a finite number > 0 (the largest gradient norm)"),
-    "seed": (_integer, "an integer"),
-    "device": (lambda v: isinstance(v, str) and DEVICE.fullmatch(v), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
-    "rotation": (lambda v: _number(v) and 0 <= v <= 180, "degrees, 0 <= rotation <= 180"),
-    "translate": (lambda v: _number(v) and 0 <= v < 0.5, "a fraction of the image size, 0 <= translate < 0.5"),
-    "erase": (lambda v: _number(v) and 0 <= v <= 1, "a probability, 0 <= erase <= 1"),
-    "label_smoothing": (lambda v: _number(v) and 0 <= v < 1, "a fraction, 0 <= label_smoothing < 1 (0 turns it off)"),
-    "ema": (_optional(lambda v: _number(v) and 0 < v < 1), "None or a decay per step, 0 < ema < 1 (e.g. 0.999)"),
-    "ema_warmup": (lambda v: isinstance(v, bool), "True (the EMA's decay starts low) or False"),
-    "clean_epochs": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (the last epochs, without augmentation)"),
-    "amp": (lambda v: isinstance(v, bool), "True (on a CUDA GPU: float16 mixed precision) or False (float32)"),
-    "validation": (
-        lambda v: isinstance(v, bool),
-        "True (train on the first 50,000 images, score on the rest) or False",
-    ),
-    "data_dir": (_path, "None or a folder path"),
-    "subset": (_optional(_integer), "None or an integer (the first N training images)"),
-    "output_dir": (_path, "None or a folder path"),
-    "resume": (_path, "None or the path of a last.pt"),
-}
-FLOATS = ("lr", "weight_decay", "lr_warmup", "rotation", "translate", "erase", "label_smoothing", "ema")
+
+
+def param(default, accepts, accepted: str):
+    """A parameter's default, the check of a value (`accepts(value)`) and what it accepts, in words."""
+    return field(default=default, metadata={"accepts": accepts, "accepted": accepted})
 
 
 def _fail(name, value, accepted):
@@ -83,51 +62,64 @@ def _fail(name, value, accepted):
 
 @dataclass(frozen=True)
 class TrainParams:
-    """The parameters of 03_training.ipynb, written once: names, types, defaults (the notebook's, `s7`'s recipe)
-    and, in RULES, the values each accepts. Creating one checks every value, without touching a file or a device:
-    a bad one raises ParameterError naming it and what is accepted, before any work. (Where a value meets the
-    machine, it is checked where it is used: the device by `engine.resolve_device`, data_dir by `prepare_data`,
-    output_dir by `make_output_dir`, resume by `fit`.) metrics.json, checkpoints, resume and the sweep's names
-    all come from here."""
+    """The parameters of 03_training.ipynb, declared once: names, types, defaults (the notebook's, `s7`'s recipe)
+    and the values each accepts. Creating one checks every value, without touching a file or a device: a bad one
+    raises ParameterError naming it and what is accepted, before any work (limits that depend on other parameters:
+    `_limits`; where a value meets the machine it is checked where it is used: the device by
+    `engine.resolve_device`, data_dir by `prepare_data`, output_dir by `make_output_dir`, resume by `engine.build`).
+    metrics.json, checkpoints, resume and the sweep's names all come from here."""
 
-    dataset: str = "mnist"
-    model: str = "s7"
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 0.1
-    optimizer: str = "sgd"
-    weight_decay: float = 0.0
-    lr_warmup: float = 0.2
-    grad_clip: float | None = None
-    seed: int = 1
-    device: str = "auto"
-    rotation: float = 7.0
-    translate: float = 0.05
-    erase: float = 0.0
-    label_smoothing: float = 0.0
-    ema: float | None = 0.999
-    ema_warmup: bool = True
-    clean_epochs: int = 3
-    amp: bool = False
-    validation: bool = False
-    data_dir: str | None = None
-    subset: int | None = None
-    output_dir: str | None = None  # with resume and no output_dir: the checkpoint's folder
-    resume: str | None = None
+    dataset: str = param("mnist", *_one_of(*RAW_MD5))
+    model: str = param("s7", *_one_of(*list_models()))
+    epochs: int = param(15, lambda v: _integer(v) and v >= 1, "an integer >= 1")
+    batch_size: int = param(64, _integer, "an integer (images per step)")
+    lr: float = param(0.1, _positive, "a finite number > 0")
+    optimizer: str = param("sgd", *_one_of(*OPTIMIZERS))
+    weight_decay: float = param(0.0, lambda v: _number(v) and v >= 0, "a finite number >= 0 (0 turns it off)")
+    lr_warmup: float = param(
+        0.2, lambda v: _number(v) and 0 < v < 1, "a fraction of the training steps, 0 < lr_warmup < 1"
+    )
+    grad_clip: float | None = param(
+        None, _optional(_positive), "None or a finite number > 0 (the largest gradient norm)"
+    )
+    seed: int = param(1, _integer, "an integer")
+    device: str = param(
+        "auto", lambda v: isinstance(v, str) and DEVICE.fullmatch(v), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    )
+    rotation: float = param(7.0, lambda v: _number(v) and 0 <= v <= 180, "degrees, 0 <= rotation <= 180")
+    translate: float = param(
+        0.05, lambda v: _number(v) and 0 <= v < 0.5, "a fraction of the image size, 0 <= translate < 0.5"
+    )
+    erase: float = param(0.0, lambda v: _number(v) and 0 <= v <= 1, "a probability, 0 <= erase <= 1")
+    label_smoothing: float = param(
+        0.0, lambda v: _number(v) and 0 <= v < 1, "a fraction, 0 <= label_smoothing < 1 (0 turns it off)"
+    )
+    ema: float | None = param(
+        0.999, _optional(lambda v: _number(v) and 0 < v < 1), "None or a decay per step, 0 < ema < 1 (e.g. 0.999)"
+    )
+    ema_warmup: bool = param(True, _bool, "True (the EMA's decay starts low) or False")
+    clean_epochs: int = param(
+        3, lambda v: _integer(v) and v >= 0, "an integer >= 0 (the last epochs, without augmentation)"
+    )
+    amp: bool = param(False, _bool, "True (on a CUDA GPU: float16 mixed precision) or False (float32)")
+    validation: bool = param(False, _bool, "True (train on the first 50,000 images, score on the rest) or False")
+    data_dir: str | None = param(None, _path, "None or a folder path")
+    subset: int | None = param(None, _optional(_integer), "None or an integer (the first N training images)")
+    output_dir: str | None = param(None, _path, "None or a folder path")  # with resume and none: its folder
+    resume: str | None = param(None, _path, "None or the path of a last.pt")
 
     def __post_init__(self):
-        for name, (accepts, accepted) in RULES.items():
-            if not accepts(getattr(self, name)):
-                _fail(name, getattr(self, name), accepted)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not f.metadata["accepts"](value):
+                _fail(f.name, value, f.metadata["accepted"])
+            if isinstance(value, int) and float in (f.type, *getattr(f.type, "__args__", ())):
+                object.__setattr__(self, f.name, float(value))  # 1 and 1.0 are one run: recorded as floats
+            if isinstance(value, os.PathLike):
+                object.__setattr__(self, f.name, str(value))
         self._limits()
-        for name in FLOATS:  # 1 and 1.0 are one run: recorded as floats
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, float(getattr(self, name)))
         if self.resume is not None and self.output_dir is None:
             object.__setattr__(self, "output_dir", str(Path(self.resume).parent))
-        for name in ("data_dir", "output_dir", "resume"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, str(getattr(self, name)))
 
     def _limits(self):
         """The limits that depend on other parameters: how many images there are to train on, and steps."""

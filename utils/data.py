@@ -106,20 +106,21 @@ class TensorLoader:
 
 
 def make_loaders(
-    data_dir=None,
-    batch_size=128,
-    device="cpu",
+    data_dir,
+    batch_size,
+    device,
     augment=None,
     seed=1,
     subset=None,
-    eval_batch_size=500,
     dataset="mnist",
     validation=False,
+    eval_images=None,
+    eval_batch_size=500,
 ):
     """Fast in-memory (train, evaluation) loaders. The evaluation loader is the test set, or with `validation` the
-    last 10,000 training images, held out (then the model trains on the first 50,000 and never sees the test set).
-    `subset` keeps the first N training images (smoke runs). Evaluation goes in batches of 500: on a 2-core CPU
-    faster than 2,000 or 10,000 (the activations stay in cache)."""
+    last 10,000 training images, held out (then the model trains on the first 50,000 and never sees the test set),
+    cut to its first `eval_images` if given. `subset` keeps the first N training images (smoke runs). Evaluation
+    goes in batches of 500: on a 2-core CPU faster than 2,000 or 10,000 (the activations stay in cache)."""
     train_x, train_y = load_data(data_dir, True, dataset)
     if validation:
         (train_x, eval_x), (train_y, eval_y) = (
@@ -130,5 +131,6 @@ def make_loaders(
     if subset is not None:
         train_x, train_y = train_x[:subset], train_y[:subset]
     train = TensorLoader(train_x, train_y, batch_size, device, shuffle=True, augment=augment, seed=seed)
+    eval_x, eval_y = eval_x[:eval_images], eval_y[:eval_images]
     evaluation = TensorLoader(eval_x, eval_y, eval_batch_size, device, split="val" if validation else "test")
     return train, evaluation

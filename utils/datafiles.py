@@ -79,10 +79,15 @@ def prepare_data(root=None, dataset: str = "mnist", download: bool = True) -> Pa
     if dataset not in RAW_MD5:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(RAW_MD5)}")
     root = Path(root) if root is not None else DEFAULT_ROOT
+    if bad := bad_raw_files(raw_dir(root, dataset), dataset):
+        fetch(root, dataset, bad, download)
+    return root
+
+
+def fetch(root: Path, dataset: str, bad: list[str], download: bool) -> None:
+    """Replace the `bad` files of the dataset's raw folder under `root`: torchvision's download, else the offline
+    copy; DataError naming the fix if neither gives four verified files."""
     folder = raw_dir(root, dataset)
-    bad = bad_raw_files(folder, dataset)
-    if not bad:
-        return root
     try:
         for name in bad:  # a corrupt copy would stop torchvision from fetching a good one
             (folder / name).unlink(missing_ok=True)
@@ -112,7 +117,6 @@ def prepare_data(root=None, dataset: str = "mnist", download: bool = True) -> Pa
             + "; ".join(problems)
             + f". Fix: connect to the internet, or {OFFLINE_FIX[dataset]}, then run again."
         )
-    return root
 
 
 def copy_from_debian(folder: Path) -> None:

@@ -1,10 +1,12 @@
 """Training and evaluation: the device, `train_step` and `train_epoch`, `predict`/`evaluate`, the EMA of the weights,
-`fit` (resumable; one printed line per epoch) and what metrics.json records of a run."""
+a run built from its parameters (`build`), `fit` (resumable; one printed line per epoch) and what metrics.json
+records of a run."""
 
 import random
-import re
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -12,8 +14,11 @@ from tqdm import tqdm
 
 from . import numerics
 from .checkpoints import LAST_CHECKPOINT, read_checkpoint, restore, resume_problem, save_checkpoint
+from .config import DEVICE, TrainParams
+from .data import Augment, TensorLoader, make_loaders
 from .errors import ParameterError, UserError
-from .models import accuracies, count_params, eval_split
+from .history import ROW, epoch_line, results
+from .models import count_params, get_model
 
 SYNC_EVERY = 25  # batches between progress-bar updates (each one waits for the device)
 
@@ -26,7 +31,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; an explicit device must exist here (else ParameterError)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    if not isinstance(name, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
+    if not isinstance(name, str) or not DEVICE.fullmatch(name):
         raise ParameterError(f"device={name!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ParameterError(f"device={name!r} but CUDA is not available here; use device='auto' or 'cpu'")
@@ -86,8 +91,8 @@ def make_optimizer(model, name: str, lr: float, weight_decay: float = 0.0):
 
 
 def train_step(model, x, y, optimizer, scheduler, scaler, *, grad_clip=None, label_smoothing=0.0, ema_model=None):
-    """One training step on the batch (x, y); returns (loss, logits). With the scaler on (CUDA), the forward pass
-    runs in mixed precision and a step whose gradients are not finite is skipped."""
+    """One training step on the batch (x, y); returns (loss, logits). With the scaler on (`amp` on CUDA), the forward
+    pass runs in mixed precision and a step whose gradients are not finite is skipped."""
     amp_dtype = torch.float16 if x.device.type == "cuda" else torch.bfloat16
     with torch.autocast(x.device.type, dtype=amp_dtype, enabled=scaler.is_enabled()):
         logits = model(x)
@@ -105,10 +110,10 @@ def train_step(model, x, y, optimizer, scheduler, scaler, *, grad_clip=None, lab
     return loss, logits
 
 
-def train_epoch(
-    model, loader, optimizer, scheduler, scaler, *, grad_clip=None, label_smoothing=0.0, ema_model=None, desc="train"
-):
-    """`train_step` over `loader`; returns (mean loss, accuracy). Raises TrainingDiverged on a NaN/inf loss."""
+def train_epoch(run, desc="train"):
+    """`train_step` over the run's training batches; returns (mean loss, accuracy). Raises TrainingDiverged on a
+    NaN/inf loss."""
+    model, loader, p = run.model, run.train_loader, run.params
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -121,8 +126,8 @@ def train_epoch(
     bar = tqdm(loader, desc=desc, mininterval=1.0, ncols=100, file=sys.stdout, leave=False, **quiet)
     for i, (x, y) in enumerate(bar):
         loss, logits = train_step(
-            model, x, y, optimizer, scheduler, scaler, grad_clip=grad_clip, label_smoothing=label_smoothing,
-            ema_model=ema_model,
+            model, x, y, run.optimizer, run.scheduler, run.scaler, grad_clip=p.grad_clip,
+            label_smoothing=p.label_smoothing, ema_model=run.ema_model,
         )  # fmt: skip
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i, first_bad)
         loss_sum += loss.detach().float() * len(y)
@@ -133,7 +138,7 @@ def train_epoch(
                 bar.close()
                 raise TrainingDiverged(
                     f"{desc}: loss became {loss.item()} at batch {first_bad.item() + 1}; "
-                    f"lower the learning rate (now {scheduler.get_last_lr()[0]:.3g}) or set grad_clip"
+                    f"lower the learning rate (now {run.scheduler.get_last_lr()[0]:.3g}) or set grad_clip"
                 )
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.2%}", refresh=False)
     bar.close()
@@ -178,124 +183,102 @@ def make_ema(model, decay, warm_up=True):
     return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
-def fit(
-    model,
-    optimizer,
-    train_loader,
-    eval_loader,
-    *,
-    epochs: int,
-    lr_warmup: float,
-    grad_clip=None,
-    label_smoothing=0.0,
-    ema=None,
-    ema_warmup=True,
-    clean_epochs=0,
-    amp=False,
-    checkpoint_dir=None,
-    config=None,
-    resume=None,
-    on_epoch=None,
-):
-    """Train for `epochs` with OneCycle: lr rises to the optimizer's lr over the first `lr_warmup` fraction of the
-    steps, then anneals; evaluates on `eval_loader` (test or validation split) after each epoch; returns the
-    per-epoch history.
+@dataclass
+class Run:
+    """A training run built from its parameters by `build`: what `fit` trains, and what a checkpoint saves."""
 
-    With `ema` (a decay such as 0.999) an exponential moving average of the weights is kept (its decay warmed up
-    unless `ema_warmup` is False: `ema_update`); the EMA's weights are the ones evaluated, and `model` holds them
-    when `fit` returns. The last `clean_epochs` epochs (all of them if there are fewer) train on the images as they
-    are: `train_loader`'s augmentation is off for them. With `amp` on a CUDA GPU the forward pass runs in float16
-    mixed precision with a GradScaler; otherwise everything runs in float32.
+    params: TrainParams
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    train_loader: TensorLoader
+    eval_loader: TensorLoader
+    scheduler: torch.optim.lr_scheduler.OneCycleLR
+    scaler: torch.amp.GradScaler
+    ema_model: torch.optim.swa_utils.AveragedModel | None
+    history: list[dict]  # the epochs trained so far: a resumed run's come from its checkpoint
 
-    With `checkpoint_dir` (and the run's `config`), `last.pt` is saved there after every epoch; `resume` (the
-    path of such a file) continues that run where it stopped, with the same numbers as an uninterrupted run; a
-    file that cannot be resumed with `config` raises ParameterError before any work.
-    `on_epoch(row)` is called with each epoch's history row (e.g. `tracking.TensorBoardLog.epoch`).
-    """
-    if resume is not None and (problem := resume_problem(resume, config)):
-        raise ParameterError(f"parameter resume={resume!r} is invalid: expected {problem}")
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """The weights evaluated and kept: the EMA's, or the trained ones without an EMA."""
+        return self.model if self.ema_model is None else self.ema_model.module
+
+
+def build(p: TrainParams, device, eval_images: int | None = None) -> Run:
+    """The run `p` describes, on `device`: seeded, its augmentation, loaders (the evaluation split cut to its first
+    `eval_images`, if given), model and optimizer, then `start`. A `p.resume` that cannot be resumed with `p`
+    raises ParameterError before any work."""
+    if p.resume is not None and (problem := resume_problem(p.resume, p.as_dict())):
+        raise ParameterError(f"parameter resume={p.resume!r} is invalid: expected {problem}")
+    device = torch.device(device)
+    seed_everything(p.seed)
+    augment = Augment(p.rotation, p.translate, erase=p.erase)
+    train_loader, eval_loader = make_loaders(
+        p.data_dir, p.batch_size, device, augment, p.seed, p.subset, dataset=p.dataset, validation=p.validation,
+        eval_images=eval_images,
+    )  # fmt: skip
+    model = get_model(p.model, p.dataset).to(device)
+    optimizer = make_optimizer(model, p.optimizer, p.lr, p.weight_decay)
+    return start(p, model, optimizer, train_loader, eval_loader)
+
+
+def start(p: TrainParams, model, optimizer, train_loader, eval_loader) -> Run:
+    """A run of `p` with its model, optimizer and loaders: the OneCycle schedule (the lr rises to `p.lr` over the
+    first `p.lr_warmup` of the steps, then anneals), the mixed-precision scaler (`p.amp`, CUDA only) and the EMA;
+    with `p.resume`, all of it put back to where that checkpoint stopped."""
     device = next(model.parameters()).device
-    max_lr = optimizer.param_groups[0]["lr"]
-    steps = epochs * len(train_loader)
+    steps = p.epochs * len(train_loader)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(  # OneCycle divides by (warm-up steps - 1): keep >= 2 of them
-        optimizer, max_lr=max_lr, total_steps=steps, pct_start=max(lr_warmup, 2 / steps)
+        optimizer, max_lr=p.lr, total_steps=steps, pct_start=max(p.lr_warmup, 2 / steps)
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")  # AMP on CUDA only
-    ema_model = None if ema is None else make_ema(model, ema, ema_warmup)
-    history = (
-        []
-        if resume is None
-        else restore(read_checkpoint(resume, device), model, optimizer, scheduler, train_loader, ema_model)
-    )
+    scaler = torch.amp.GradScaler(device.type, enabled=p.amp and device.type == "cuda")
+    ema_model = None if p.ema is None else make_ema(model, p.ema, p.ema_warmup)
+    run = Run(p, model, optimizer, train_loader, eval_loader, scheduler, scaler, ema_model, [])
+    if p.resume is not None:
+        restore(read_checkpoint(p.resume, device), run)
+    return run
+
+
+def fit(run: Run, out=None, stop_after: int | None = None, on_epoch=None) -> list[dict]:
+    """Train `run` to its last epoch (or to epoch `stop_after`), one line per epoch; returns the history. Each
+    epoch trains on every batch, then the evaluated weights (`Run.evaluated`) are scored on the evaluation split.
+    The last `clean_epochs` epochs train on the images as they are, without augmentation. With `out`, `last.pt`
+    is saved there after every epoch (a resumed run continues from it with the numbers of an uninterrupted one);
+    `on_epoch(row)` is called with each epoch's row. At the end `run.model` holds the evaluated weights."""
+    p, history = run.params, run.history
     for row in history:  # a resumed run shows the epochs it continues from too
-        print(epoch_line(row, epochs), flush=True)
-    split = eval_loader.split
-    for epoch in range(len(history) + 1, epochs + 1):
-        start = time.perf_counter()
-        lr = scheduler.get_last_lr()[0]
-        desc = f"epoch {epoch}/{epochs}"
-        with train_loader.augmented(epoch <= epochs - clean_epochs):
-            train_loss, train_acc = train_epoch(
-                model,
-                train_loader,
-                optimizer,
-                scheduler,
-                scaler,
-                grad_clip=grad_clip,
-                label_smoothing=label_smoothing,
-                ema_model=ema_model,
-                desc=desc,
-            )
-        train_seconds = time.perf_counter() - start
-        eval_loss, eval_acc = evaluate(model if ema_model is None else ema_model.module, eval_loader)
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            f"{split}_loss": eval_loss,
-            f"{split}_acc": eval_acc,
-            "lr": lr,
-            "train_seconds": train_seconds,
-            "seconds": time.perf_counter() - start,
-        }
+        print(epoch_line(row, p.epochs), flush=True)
+    for epoch in range(len(history) + 1, (stop_after or p.epochs) + 1):
+        began = time.perf_counter()
+        lr = run.scheduler.get_last_lr()[0]
+        with run.train_loader.augmented(epoch <= p.epochs - p.clean_epochs):
+            train_loss, train_acc = train_epoch(run, desc=f"epoch {epoch}/{p.epochs}")
+        train_seconds = time.perf_counter() - began
+        eval_loss, eval_acc = evaluate(run.evaluated, run.eval_loader)
+        seconds = time.perf_counter() - began
+        values = (epoch, run.eval_loader.split, train_loss, train_acc, eval_loss, eval_acc, lr, train_seconds, seconds)
+        row = dict(zip(ROW, values, strict=True))
         history.append(row)
-        print(epoch_line(row, epochs), flush=True)
-        if checkpoint_dir is not None:
-            save_checkpoint(
-                checkpoint_dir, config, model, optimizer, history, LAST_CHECKPOINT, scheduler, train_loader, ema_model
-            )
+        print(epoch_line(row, p.epochs), flush=True)
+        if out is not None:
+            save_checkpoint(Path(out) / LAST_CHECKPOINT, run)
         if on_epoch is not None:
             on_epoch(row)
-    if ema_model is not None:
-        model.load_state_dict(ema_model.module.state_dict())
+    run.model.load_state_dict(run.evaluated.state_dict())
     return history
 
 
-def epoch_line(row: dict, epochs: int) -> str:
-    """One epoch of a history as the line fit prints (the executed notebook's record of the run)."""
-    split = eval_split([row])
-    return (
-        f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | {split} loss "
-        f"{row[f'{split}_loss']:.4f} acc {row[f'{split}_acc']:.2%} | lr {row['lr']:.4f} | {row['seconds']:.1f} s"
-    )
-
-
-def run_metrics(config, model, history, checkpoint) -> dict:
-    """What a training run writes to metrics.json: its checked parameters (with the device it ran on) and results
-    (accuracies as fractions, named after the split evaluated: `best_test_acc`, or `best_val_acc` for a run with a
-    validation split)."""
-    split, acc = eval_split(history), accuracies(history)
-    device = next(model.parameters()).device
+def run_metrics(run: Run, out) -> dict:
+    """What a training run writes to metrics.json: its checked parameters (with the device it ran on), its history
+    and results (`history.results`: accuracies as fractions, on the split named by `split`), its checkpoint (the
+    `last.pt` that `fit(run, out)` wrote)."""
+    device = next(run.model.parameters()).device
     return {
-        **config,
+        **run.params.as_dict(),
         "device": str(device),
-        "params": count_params(model),
-        "epochs": len(history),
-        "history": history,
-        f"best_{split}_acc": max(acc),
-        f"final_{split}_acc": acc[-1],
-        "train_seconds": sum(h["train_seconds"] for h in history),
-        "seconds": sum(h["seconds"] for h in history),
-        "checkpoint": str(checkpoint),
+        "params": count_params(run.model),
+        "epochs": len(run.history),
+        "history": run.history,
+        **results(run.history),
+        "checkpoint": str(Path(out) / LAST_CHECKPOINT),
         "machine": machine_kind(device),
     }

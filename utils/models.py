@@ -10,6 +10,7 @@ from torch import nn
 
 from .datafiles import MEAN_STD
 from .errors import ParameterError
+from .history import BEST_EPOCH, FIRST_EPOCH, LAST3_MIN, Target
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"  # <model>.yaml: papermill -f files
 
@@ -93,51 +94,6 @@ def s7_tiny():
     )
 
 
-def eval_split(history) -> str:
-    """Which split a training history was scored on: "test", or "val" for a run with a validation split."""
-    return "val" if "val_acc" in history[0] else "test"
-
-
-def accuracies(history) -> list[float]:
-    """The accuracy after each epoch on the split the history was scored on."""
-    return [h[f"{eval_split(history)}_acc"] for h in history]
-
-
-def first_epoch(history) -> float:
-    """accuracy after epoch 1"""
-    return accuracies(history)[0]
-
-
-def best_epoch(history) -> float:
-    """best accuracy of any epoch"""
-    return max(accuracies(history))
-
-
-def last3_min(history) -> float:
-    """lowest accuracy of the last 3 epochs"""
-    return min(accuracies(history)[-3:])
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a model promises: `measure(history) >= bar` within `max_epochs`, and `min_train_acc` after epoch 1. The
-    promise is for the test set; a run with a validation split is measured the same way there."""
-
-    text: str
-    measure: Callable[[list[dict]], float]
-    bar: float
-    max_epochs: int
-    min_epochs: int = 1
-    min_train_acc: float = 0.0
-
-    def met(self, history) -> bool:
-        return (
-            self.min_epochs <= len(history) <= self.max_epochs
-            and self.measure(history) >= self.bar
-            and history[0]["train_acc"] >= self.min_train_acc
-        )
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     build: Callable[[], nn.Module]
@@ -145,14 +101,14 @@ class ModelSpec:
     target: Target
 
 
-LAST3 = Target("accuracy >= 99.4% on each of the last 3 epochs, at most 15 epochs", last3_min, 0.994, 15, 3)
+LAST3 = Target("accuracy >= 99.4% on each of the last 3 epochs, at most 15 epochs", LAST3_MIN, 0.994, 15, 3)
 MODELS = {  # each model's training recipe, the parameters chosen for its target, is recipes/<name>.yaml
     "s5": ModelSpec(
         s5,
         25_000,
-        Target("after 1 epoch: accuracy >= 98.5%, >= 95% on the training batches", first_epoch, 0.985, 1, 1, 0.95),
+        Target("after 1 epoch: accuracy >= 98.5%, >= 95% on the training batches", FIRST_EPOCH, 0.985, 1, 1, 0.95),
     ),
-    "s6": ModelSpec(s6, 20_000, Target("accuracy >= 99.4% within 20 epochs", best_epoch, 0.994, 20)),
+    "s6": ModelSpec(s6, 20_000, Target("accuracy >= 99.4% within 20 epochs", BEST_EPOCH, 0.994, 20)),
     "s7": ModelSpec(s7, 8_000, LAST3),
     "s7_tiny": ModelSpec(s7_tiny, 5_000, LAST3),
 }
@@ -195,8 +151,3 @@ def is_recipe_run(config: dict) -> bool:
         and not config["validation"]
         and all(config[k] == v for k, v in recipe(config["model"]).items())
     )
-
-
-def target_met(name: str, history: list[dict]) -> bool:
-    """Whether a training history meets the model's stated target."""
-    return MODELS[name].target.met(history)

@@ -1,8 +1,10 @@
 """Portable CPU numerics: the settings under which a seeded training gives the same numbers, to the bit, on any
-x86-64 CPU with AVX2, Intel or AMD, with or without AVX-512. They must be in the environment before torch loads,
-so `utils` imports this module first of all (import `utils` before `torch`; kernels and other processes started
-from here inherit them). `PORTABLE_NUMERICS=0` switches them off: faster on an AVX-512 CPU, but the numbers then
-depend on the CPU model, and `machine_kind` names it. tests/README.md shows the check on emulated CPUs."""
+x86-64 CPU with AVX2, Intel or AMD, with or without AVX-512. They must be in the environment before torch loads:
+`apply()` puts them there, and whoever starts a run calls it first (the notebooks in their first cell, the
+`runner` and `benchmarks` programs as they start, the tests' conftest; processes started from there inherit them).
+Importing this module changes nothing. `PORTABLE_NUMERICS=0` switches them off: faster on an AVX-512 CPU, but the
+numbers then depend on the CPU model, and `machine_kind` names it. tests/README.md shows the check on emulated
+CPUs."""
 
 import os
 import platform
@@ -32,6 +34,8 @@ def apply() -> None:
     """Put the pins in the environment, unless not on x86-64 or too late (torch already loaded: `problem` then says
     so); switched off, take out those it would set (a process started by one that pins inherits them). Threads:
     `THREADS` unless a thread variable is set."""
+    global LATE
+    LATE = LATE or ("torch" in sys.modules and not pinned())
     if not wanted():
         for name, value in PINS.items():
             if os.environ.get(name) == value:
@@ -50,9 +54,9 @@ def problem(cpu_capability: str) -> str | None:
     if not X86_64:
         return f"not x86-64 ({platform.machine()})"
     if LATE:
-        return "torch was imported before utils"
+        return "torch was imported before utils.numerics.apply()"
     if not pinned():
-        return "the pins in the environment were changed after utils was imported"
+        return "utils.numerics.apply() was not called before torch was imported"
     if cpu_capability != "AVX2":
         return f"the CPU has no AVX2 (torch's kernels: {cpu_capability})"
     return None
@@ -79,5 +83,4 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-LATE = "torch" in sys.modules and not pinned()  # torch loaded before the pins were set: too late to set them
-apply()
+LATE = False  # set by `apply` when torch had loaded before it: too late for the pins

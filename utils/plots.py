@@ -7,7 +7,6 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from .datafiles import CLASSES
-from .models import eval_split
 
 
 def save_figure(fig, path) -> plt.Figure:
@@ -47,9 +46,9 @@ def plot_curves(history, path=None, bar=None):
     fig, ((ax_loss, ax_acc), (ax_lr, ax_zoom)) = plt.subplots(2, 2, figsize=(12, 7), layout="constrained")
     last = epochs[-max(3, len(epochs) // 2) :]  # the zoom: the second half of training, at least 3 epochs
     zoomed = []
-    for split in ("train", eval_split(history)):
-        acc = [100 * h[f"{split}_acc"] for h in history]
-        ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], marker="o", label=split)
+    for split, key in (("train", "train"), (history[0]["split"], "eval")):
+        acc = [100 * h[f"{key}_acc"] for h in history]
+        ax_loss.plot(epochs, [h[f"{key}_loss"] for h in history], marker="o", label=split)
         ax_acc.plot(epochs, acc, marker="o", label=split)
         ax_zoom.plot(last, acc[-len(last) :], marker="o", label=split)
         zoomed += acc[-len(last) :]

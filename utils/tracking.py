@@ -14,10 +14,9 @@ class TensorBoardLog:
 
     def epoch(self, row: dict) -> None:
         step = row["epoch"]
-        for split in ("train", "test", "val"):
-            if f"{split}_acc" in row:
-                self.writer.add_scalar(f"accuracy/{split}", row[f"{split}_acc"], step)
-                self.writer.add_scalar(f"loss/{split}", row[f"{split}_loss"], step)
+        for split, key in (("train", "train"), (row["split"], "eval")):
+            self.writer.add_scalar(f"accuracy/{split}", row[f"{key}_acc"], step)
+            self.writer.add_scalar(f"loss/{split}", row[f"{key}_loss"], step)
         self.writer.add_scalar("lr", row["lr"], step)
         self.writer.add_scalar("seconds", row["seconds"], step)
         self.writer.flush()  # a run that stops keeps its epochs so far
@@ -25,6 +24,6 @@ class TensorBoardLog:
     def finish(self, config: dict, metrics: dict) -> None:
         """The run's parameters and its best and final accuracy as hparams (TensorBoard's HPARAMS tab)."""
         hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in config.items()}
-        results = {k: v for k, v in metrics.items() if k.startswith(("best_", "final_")) and k.endswith("_acc")}
+        results = {k: metrics[k] for k in ("best_acc", "final_acc")}
         self.writer.add_hparams(hparams, {f"hparam/{k}": v for k, v in results.items()}, run_name=".")
         self.writer.close()
