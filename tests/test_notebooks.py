@@ -12,6 +12,7 @@ import time
 import types
 from pathlib import Path
 
+from utils import numerics
 from utils.checkpoints import LAST_CHECKPOINT, read_checkpoint
 from utils.config import PARAMETERS, TrainParams
 from utils.files import UMASK as umask
@@ -423,3 +424,16 @@ def test_colab_cell_clones_installs_and_makes_utils_importable_on_colab(recorded
     assert recorded == [*setup, ("chdir", "/content/repo/notebooks")]
     assert sys.path[0] == "/content/repo"
     assert capsys.readouterr().out.startswith("no GPU in this runtime: training runs on cpu, portable x86-64 AVX2")
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or not numerics.X86_64, reason="the note on a CPU runtime, x86-64")
+def test_on_colab_the_device_note_already_runs_under_the_portable_numerics():
+    """A fresh Colab kernel has no pins in its environment: the Colab cell applies them before it loads torch."""
+    fake_colab = (
+        "import os, subprocess, sys, types; sys.modules['google.colab'] = types.ModuleType('google.colab'); "
+        "subprocess.check_call = os.chdir = lambda *a: None; os.path.isdir = lambda path: True; "
+    )
+    fresh = {k: v for k, v in os.environ.items() if k not in (*numerics.PINS, *numerics.THREAD_VARIABLES)}
+    code = fake_colab + f"exec({colab_cell('03_training.ipynb')!r})"
+    done = subprocess.run([sys.executable, "-c", code], env=fresh, capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("no GPU in this runtime: training runs on cpu, portable x86-64 AVX2 numerics")
