@@ -35,6 +35,14 @@ def test_same_seed_same_history(mnist_root):
     assert other[-1]["eval_loss"] != runs[0][-1]["eval_loss"]
 
 
+def test_stop_after_ends_early_on_the_whole_runs_schedule_and_eval_images_cuts_the_split(mnist_root):
+    _, whole = small_run(mnist_root, epochs=3)
+    run = build(check_params({**SMALL, "epochs": 3, "data_dir": str(mnist_root)}), "cpu", eval_images=1000)
+    early = fit(run, stop_after=2)
+    assert without_timings(early) == without_timings(whole[:2])  # the lr planned for 3 epochs: the same numbers
+    assert (len(run.eval_loader.labels), run.eval_loader.split) == (1000, "test")
+
+
 def test_history_rows_and_learning(mnist_root):
     _, history = small_run(mnist_root)
     assert [h["epoch"] for h in history] == [1, 2] and all(tuple(h) == ROW and h["split"] == "test" for h in history)
