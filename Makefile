@@ -89,7 +89,7 @@ models: data  ## every model's recipe (recipes/<model>.yaml) once -> runs/models
 seeds: data  ## MODEL's recipe on seeds 1..SEEDS, JOBS at a time (VALIDATION=1: validation split) -> runs/seeds-*/
 	$(PY) -m runner.sweep --recipe $(MODEL) --seeds $(SEEDS) --jobs $(JOBS) $(if $(VALIDATION),--validation)
 
-kinds: data emulator  ## the committed 03 run's epoch 1 re-trained on an emulated AMD EPYC (GitHub's runners), compared (75 min; CPU=Haswell)
+kinds: data emulator  ## the committed 03 run's epoch 1 re-trained on an emulated AMD EPYC (GitHub's runners), compared (9-76 min; CPU=Haswell)
 	$(PY) -m runner.kinds $(foreach c,$(CPU),--cpu $(c)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 gpu: data  ## 03 on a CUDA GPU for EPOCHS=3 epochs: its speed and accuracy (one line without a GPU)

@@ -71,7 +71,7 @@ def seconds_per_batch(device, batches=200) -> dict:
                 pass
 
     model = get_model("s7").to(device)
-    optimizer = make_optimizer(model, "sgd", RECIPE["lr"])
+    optimizer = make_optimizer(model, TrainParams(**RECIPE))  # SGD as the recipe has it
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     scaler = torch.amp.GradScaler("cuda")
     ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.999))

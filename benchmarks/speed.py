@@ -30,6 +30,7 @@ from benchmarks.reference import (
     BATCH_SIZE,
     EPOCHS,
     LR,
+    MOMENTUM,
     ROTATION,
     reference_loaders,
     reference_net,
@@ -112,10 +113,10 @@ def run_engine(root, device, name, epochs, n_train) -> dict:
         run = build(p, device)
     else:
         pipeline = "reference net and optimizer, tensor loader + engine"
-        p = TrainParams(epochs=1, batch_size=BATCH_SIZE, lr=LR, lr_warmup=REFERENCE_WARMUP, ema=None, clean_epochs=0,
-                        seed=SEED, subset=n_train, data_dir=root)  # fmt: skip
+        p = TrainParams(epochs=1, batch_size=BATCH_SIZE, lr=LR, momentum=MOMENTUM, lr_warmup=REFERENCE_WARMUP,
+                        ema=None, clean_epochs=0, seed=SEED, subset=n_train, data_dir=root)  # fmt: skip
         seed_everything(SEED)
-        augment = Augment(rotation=ROTATION, translate=0.0, scale=(1.0, 1.0))
+        augment = Augment(rotation=ROTATION, translate=0.0, scale=0.0)
         train, test = make_loaders(root, BATCH_SIZE, device, augment, SEED, subset=n_train)
         model = nn.Sequential(Normalize(), reference_net()).to(device)
         run = start(p, model, reference_optimizer(model), train, test)

@@ -5,24 +5,21 @@ python -m runner.execute refresh                  # make notebooks: re-execute t
 """
 
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 from utils.config import make_output_dir, runs_dir
 from utils.datafiles import REPO_ROOT
 from utils.files import atomic_write, write_json
-from utils.history import SPLITS
 from utils.models import MODELS
 
 import papermill as pm
 import yaml
 from nbconvert import HTMLExporter
 
-from .cli import ArgumentParser
+from .cli import ArgumentParser, environment
 from .evidence import COMMITTED_METRICS, COMMITTED_ONNX, RESULTS_DIR, WHERE_IT_RAN
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -39,7 +36,7 @@ def execute(name: str, output: Path, parameters=None, echo: bool = False, folder
     output.parent.mkdir(parents=True, exist_ok=True)
     bars = {} if echo and sys.stdout.isatty() else {"TQDM_DISABLE": "1"}  # read by the kernel's tqdm
     try:
-        with mock.patch.dict(os.environ, bars):
+        with environment(**bars):
             pm.execute_notebook(
                 folder / f"{name}.ipynb",
                 output,
@@ -85,14 +82,12 @@ def summary(metrics: dict, out: Path) -> str:
     """What `make run` prints at its end: the run's accuracies on the split it was scored on, its target, its files."""
     history, model, split = metrics["history"], metrics["model"], metrics["split"]
     best = max(history, key=lambda h: h["eval_acc"])
-    scored_on = SPLITS[split] + ("" if split == "test" else " (the target is for the test set)")
-    met = "met" if MODELS[model].target.met(history) else "NOT met"
     return "\n".join(
         [
             f"{model}: final {split} accuracy {history[-1]['eval_acc']:.2%}, best {best['eval_acc']:.2%} "
             f"(epoch {best['epoch']}), "
             f"{metrics['seconds']:.0f} s of training",
-            f"target: {MODELS[model].target.text}, on {scored_on} -> {met}",
+            f"target: {MODELS[model].target.verdict(history)}",
             f"notebooks (open in a browser): {', '.join(str(out / n) + '.html' for n in NOTEBOOKS)}",
             f"plots: {', '.join(sorted(p.name for p in out.glob('*.png')))} in {out}",
             f"checkpoint: {metrics['checkpoint']}; metrics: {out / 'metrics.json'}",

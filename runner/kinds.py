@@ -2,7 +2,7 @@
 (`qemu-x86_64 -cpu MODEL` runs this machine's Python as that CPU model would: its instruction set, its CPUID
 vendor), printed beside the committed lines. With the portable numerics (`numerics`) they must match to the digit.
 
-    python -m runner.kinds [--cpu EPYC-Milan] [--cpu Haswell] [--epochs 1]   # make kinds: about 75 min an epoch a CPU
+    python -m runner.kinds [--cpu EPYC-Milan] [--cpu Haswell] [--epochs 1]   # make kinds: 9-76 min an epoch a CPU
 """
 
 import argparse
@@ -107,7 +107,7 @@ def main(argv=None) -> bool:
     out = make_output_dir(args.out, prefix="kinds-")
     report = [f"The committed 03_training run's first {args.epochs} epoch(s), trained again on emulated CPUs", ""]
     report += ["committed:", *committed[: args.epochs]]
-    print(f"training under {EMULATOR} -cpu {', '.join(prefixes)}, one after another (about 75 minutes an epoch)")
+    print(f"training under {EMULATOR} -cpu {', '.join(prefixes)}, one after another (9-76 min an epoch, by the host)")
     try:
         results = run([(prefix, None) for prefix in prefixes.values()], {}, args.epochs)
     except UserError as err:  # the emulator or a training failed: one line

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from unittest import mock
 
 from utils.config import make_output_dir
 from utils.datafiles import RAW_MD5, DataError, prepare_data
@@ -25,7 +24,7 @@ from utils.models import list_models, recipe, recipe_file
 
 from dask.distributed import Client, KilledWorker, LocalCluster, as_completed
 
-from .cli import ArgumentParser
+from .cli import ArgumentParser, environment
 from .grid import SweepError, check_grid, read_grid, run_name, swept
 from .reports import seeds_report, write_summary
 from .runs import check_resumable, first_line, run_one, with_metrics
@@ -47,7 +46,7 @@ def dask_client(jobs: int, scheduler: str | None, threads: int = 1, resources: d
             yield client
         return
     with (
-        mock.patch.dict(os.environ),  # the nannies set OMP_NUM_THREADS=1 here for their workers: restored after
+        environment(),  # the nannies set OMP_NUM_THREADS=1 and more here, for their workers: undone after
         LocalCluster(
             n_workers=jobs,
             threads_per_worker=threads,

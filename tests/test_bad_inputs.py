@@ -23,6 +23,9 @@ def checkpoints(tmp_path_factory):
         run = build(check_params({**GOOD, "epochs": epochs}), "cpu")
         run.history.append({**dict.fromkeys(ROW, 0.5), "epoch": 1, "split": "test"})
         save_checkpoint(folder / name, run)
+    ckpt = torch.load(folder / LAST_CHECKPOINT, weights_only=True)
+    del ckpt["params"]["scale"]  # as a checkpoint written before scale was a parameter
+    torch.save(ckpt, folder / "old.pt")
     (folder / "junk.pt").write_bytes(b"not a checkpoint")
     return folder
 
@@ -51,6 +54,8 @@ BAD = [  # (change to GOOD, expected text)
     (dict(lr=float("inf")), "parameter lr=inf is invalid: expected a finite number > 0"),
     (dict(lr="0.1"), "parameter lr='0.1' is invalid: expected a finite number > 0"),
     (dict(optimizer="rmsprop"), "parameter optimizer='rmsprop' is invalid: expected one of sgd, adam"),
+    (dict(momentum=1.0), "parameter momentum=1.0 is invalid: expected None (OneCycle moves it) or a constant, 0 <"),
+    (dict(momentum=0), "parameter momentum=0 is invalid: expected None (OneCycle moves it) or a constant"),
     (dict(clean_epochs=-1), "parameter clean_epochs=-1 is invalid: expected an integer >= 0 (the last epochs"),
     (dict(clean_epochs=1.5), "parameter clean_epochs=1.5 is invalid: expected an integer >= 0"),
     (dict(subset=0), "parameter subset=0 is invalid: expected None or an integer in 1..60000"),
@@ -61,9 +66,12 @@ BAD = [  # (change to GOOD, expected text)
     (dict(seed="one"), "parameter seed='one' is invalid: expected an integer"),
     (dict(rotation=-5), "parameter rotation=-5 is invalid: expected degrees, 0 <= rotation <= 180"),
     (dict(translate=0.7), "parameter translate=0.7 is invalid: expected a fraction of the image size"),
+    (dict(scale=1), "parameter scale=1 is invalid: expected a fraction, 0 <= scale < 1 (zoom 1 ± scale)"),
     (dict(erase=2), "parameter erase=2 is invalid: expected a probability, 0 <= erase <= 1"),
     (dict(label_smoothing=1), "parameter label_smoothing=1 is invalid: expected a fraction, 0 <= label_smoothing < 1"),
     (dict(label_smoothing=-0.1), "parameter label_smoothing=-0.1 is invalid: expected a fraction"),
+    (dict(dropout=1), "parameter dropout=1 is invalid: expected None (the model's own) or 0 <= dropout < 1"),
+    (dict(dropout=0.1, model="s7_tiny"), "parameter dropout=0.1 is invalid: expected None (s7_tiny has no dropout"),
     (dict(ema=0), "parameter ema=0 is invalid: expected None or a decay per step, 0 < ema < 1"),
     (dict(ema=1.0), "parameter ema=1.0 is invalid: expected None or a decay per step, 0 < ema < 1"),
     (dict(ema="0.999"), "parameter ema='0.999' is invalid: expected None or a decay per step"),
@@ -93,6 +101,7 @@ RESUME = [  # (change to GOOD, the checkpoint to resume from, expected text)
     (dict(lr=0.1), LAST_CHECKPOINT, "it differs in lr=0.05 there, 0.1 here"),
     (dict(model="s5"), LAST_CHECKPOINT, "it differs in model='s7' there, 's5' here"),
     (dict(ema=None), LAST_CHECKPOINT, "it differs in ema=0.999 there, None here"),
+    (dict(scale=0.1), "old.pt", "it differs in scale=0.02 there, 0.1 here"),  # old.pt has no scale: its default
 ]
 
 
@@ -133,4 +142,5 @@ def test_every_parameter_refuses_a_value_of_the_wrong_type(name):
 
 def test_good_parameters_pass_and_resume_writes_next_to_its_checkpoint(checkpoints):
     assert check_params(GOOD).output_dir is None
+    assert build(check_params({**GOOD, "resume": str(checkpoints / "old.pt")}), "cpu").history[0]["epoch"] == 1
     assert check_params({**GOOD, "resume": str(checkpoints / LAST_CHECKPOINT)}).output_dir == str(checkpoints)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from utils import engine
 from utils.checkpoints import LAST_CHECKPOINT, CheckpointError, read_checkpoint, save_checkpoint
-from utils.config import check_params
+from utils.config import TrainParams, check_params
 from utils.data import make_loaders
 from utils.datafiles import MEAN_STD
 from utils.engine import TrainingDiverged, build, evaluate, fit, make_optimizer, resolve_device
@@ -41,6 +41,21 @@ def test_stop_after_ends_early_on_the_whole_runs_schedule_and_eval_images_cuts_t
     early = fit(run, stop_after=2)
     assert without_timings(early) == without_timings(whole[:2])  # the lr planned for 3 epochs: the same numbers
     assert (len(run.eval_loader.labels), run.eval_loader.split) == (1000, "test")
+
+
+def test_momentum_scale_and_dropout_reach_the_optimizer_augmentation_and_model(mnist_root):
+    changed = {"momentum": 0.8, "scale": 0.1, "dropout": 0.2}
+    run = build(check_params({**SMALL, "data_dir": str(mnist_root), **changed}), "cpu")
+    assert run.train_loader.augment.scale == 0.1
+    assert [m.p for m in run.model.modules() if isinstance(m, torch.nn.Dropout)] == [0.2]
+    fit(run, stop_after=1)
+    assert run.optimizer.param_groups[0]["momentum"] == 0.8  # constant
+    adam = build(check_params({**SMALL, "data_dir": str(mnist_root), "optimizer": "adam", "momentum": 0.8}), "cpu")
+    assert adam.optimizer.param_groups[0]["betas"] == (0.8, 0.999)
+    default = build(check_params({**SMALL, "data_dir": str(mnist_root)}), "cpu")
+    assert [m.p for m in default.model.modules() if isinstance(m, torch.nn.Dropout)] == [0.05]  # s7's own
+    fit(default, stop_after=1)  # of 2 epochs: the lr has peaked and fallen a little, the momentum risen again
+    assert 0.85 < default.optimizer.param_groups[0]["momentum"] < 0.95
 
 
 def test_history_rows_and_learning(mnist_root):
@@ -103,7 +118,7 @@ def test_mixed_precision_step_scales_unscales_clips_skips_an_infinite_gradient_a
     the EMA takes in every step."""
     torch.manual_seed(0)
     model = get_model("s7")
-    optimizer = make_optimizer(model, "sgd", 0.05)
+    optimizer = make_optimizer(model, TrainParams(lr=0.05))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=10)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
     ema_model = engine.make_ema(model, 0.999)

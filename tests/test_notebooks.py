@@ -65,7 +65,7 @@ def test_model_design_notebook(tmp_path):
 @pytest.mark.slow
 def test_augmentation_notebook(tmp_path, mnist_root):
     text = outputs_text(run("02_augmentation.ipynb", tmp_path, n_samples=4, rotation=20.0, output_dir=str(tmp_path)))
-    assert "s7's recipe: rotation ±7.0°, translation ±5%, erasing 0%" in text  # read from recipes/s7.yaml
+    assert "s7's recipe: rotation ±7.0°, translation ±5%, zoom ±2%, erasing 0%" in text  # read from recipes/s7.yaml
     for grid in ("recipe", "strong"):
         assert matplotlib.image.imread(tmp_path / f"augmentations-{grid}.png").shape[:2] > (200, 400)
     assert "stronger: shape kept True, range kept True, pixels changed True" in text
@@ -147,11 +147,13 @@ def check_training_run(folder: Path, epochs: int, batch_size: int) -> None:
             "rotaton is not a parameter of 02_augmentation (did you mean rotation?)",
         ),
         ("03_training", "-f file", "learnig_rate", "learnig_rate is not a parameter of 03_training (did you mean lr?)"),
+        ("01_model_design", "api", "model", "model=0.05 is invalid: expected one of s5, s6, s7, s7_tiny"),  # a value
     ],
 )
-def test_unknown_parameter_stops_the_run_before_any_work_with_one_line(tmp_path, name, how, typo, message):
-    """Once per notebook, each through one of papermill's ways in (a bad value's message: test_bad_inputs.py).
-    Papermill itself only warns ("Passed unknown parameter") and runs with the default."""
+def test_an_unknown_name_or_a_bad_value_stops_the_run_before_any_work_with_one_line(tmp_path, name, how, typo, message):
+    """A name once per notebook, each through one of papermill's ways in, and a bad value in 01, which trains
+    nothing (every bad value's message: test_bad_inputs.py). Papermill itself only warns ("Passed unknown
+    parameter") and runs with the default."""
     out = tmp_path / "out"
     given = {typo: 0.05, **({"output_dir": str(out)} if name != "01_model_design" else {})}
     if how == "api":

@@ -110,8 +110,8 @@ def test_the_augmentation_gives_the_same_images_with_every_kernel(mnist_root):
 @pytest.mark.slow
 @pytest.mark.serial
 def test_make_kinds_trains_the_committed_runs_first_epoch_as_the_notebook_did(monkeypatch, tmp_path, mnist_root):
-    """`make kinds`'s path, on this CPU instead of an emulated one (which takes about 75 minutes): the notebook's
-    steps with its defaults give the committed epoch-1 line; a line that differs is reported and fails."""
+    """`make kinds`'s path, on this CPU instead of an emulated one (which takes 9 to 76 minutes, by the host): the
+    notebook's steps with its defaults give the committed epoch-1 line; a line that differs is reported and fails."""
     monkeypatch.setattr(kinds, "emulated", lambda cpu: [])
     trained_once, run = [], kinds.run
 

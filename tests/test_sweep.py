@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from runner import runs, sweep
+from runner.cli import environment
 from runner.grid import expand_grid
 from runner.reports import seeds_report, write_summary
 from runner.sweep import main, run_sweep
@@ -46,12 +47,23 @@ def test_kernels_get_the_thread_count_and_not_dasks_malloc_trim(tmp_path, monkey
     assert all(seen[v] == "3" for v in THREAD_VARIABLES)
 
 
+def test_environment_changes_last_for_the_block_only(monkeypatch):
+    monkeypatch.setenv("MNIST_TEST_KEPT", "before")
+    before = dict(os.environ)
+    with pytest.raises(KeyError), environment(TQDM_DISABLE="1"):
+        assert os.environ["TQDM_DISABLE"] == "1"  # for the kernels started in the block
+        os.environ["PYTHONHASHSEED"] = "0"  # as a Dask nanny sets it in the process that starts it
+        del os.environ["MNIST_TEST_KEPT"]
+        raise KeyError  # a failing block undoes them too
+    assert dict(os.environ) == before
+
+
 @pytest.mark.slow
 def test_sweep_records_a_failed_run_and_summarizes_all(tmp_path, mnist_root):
     grid = {"lr": [0.05, 1e6], "subset": 500, "epochs": 1, "batch_size": 100, "device": "cpu"}  # 1e6 diverges
-    threads = os.environ.get("OMP_NUM_THREADS")
+    before = dict(os.environ)
     rows = run_sweep(grid, tmp_path, jobs=2)
-    assert os.environ.get("OMP_NUM_THREADS") == threads  # the per-kernel thread count does not leak out
+    assert dict(os.environ) == before  # what the nannies set for their workers (OMP_NUM_THREADS...) does not leak out
     assert [(r["run"], r["status"]) for r in rows] == [("lr=0.05", "ok"), ("lr=1000000.0", "failed")]
     assert rows[1]["error"].startswith("TrainingDiverged: epoch 1/1: loss became nan at batch ")
     metrics = json.loads((tmp_path / "lr=0.05" / "metrics.json").read_text())

@@ -3,11 +3,12 @@ resume it, and the checks that a file can be resumed from."""
 
 import io
 import math
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from .errors import ParameterError, UserError
 from .files import DiskFullError, atomic_write
 
 LAST_CHECKPOINT = "last.pt"  # written after every epoch by `fit(run, out)`; `resume` continues from it
@@ -95,20 +96,22 @@ def restore(ckpt, run) -> None:
     run.history[:] = ckpt["history"]
 
 
-def resume_problem(path, config) -> str | None:
-    """What is wrong with resuming the run of `config` from `path`, or None: it must be a `last.pt` of an
-    unfinished run made with the same parameters (only where the run happens may differ)."""
+def resumable(p, device) -> dict:
+    """The checkpoint at `p.resume` (a `config.TrainParams`), read to `device`, if it continues the run of `p`: a
+    `last.pt` of an unfinished run with the same parameters (only where the run happens may differ; a parameter
+    added since it was written counts at its default). Else ParameterError, naming what is wrong."""
     try:
-        ckpt = read_checkpoint(path)
+        ckpt = read_checkpoint(p.resume, device)
     except CheckpointError as err:
-        return f"a last.pt written by an interrupted run ({err})"
-    differ = [
-        f"{k}={ckpt['params'].get(k)!r} there, {v!r} here"
-        for k, v in config.items()
-        if k not in FREE_ON_RESUME and ckpt["params"].get(k) != v
-    ]
+        raise _invalid(p, f"a last.pt written by an interrupted run ({err})") from None
+    saved = {f.name: ckpt["params"].get(f.name, f.default) for f in fields(p) if f.name not in FREE_ON_RESUME}
+    differ = [f"{k}={v!r} there, {getattr(p, k)!r} here" for k, v in saved.items() if v != getattr(p, k)]
     if differ:
-        return "a checkpoint of a run with the same parameters; it differs in " + ", ".join(differ)
-    if ckpt["epoch"] >= config["epochs"]:
-        return f"a checkpoint of an unfinished run (it already has all {ckpt['epoch']} epochs)"
-    return None
+        raise _invalid(p, "a checkpoint of a run with the same parameters; it differs in " + ", ".join(differ))
+    if ckpt["epoch"] >= p.epochs:
+        raise _invalid(p, f"a checkpoint of an unfinished run (it already has all {ckpt['epoch']} epochs)")
+    return ckpt
+
+
+def _invalid(p, expected: str) -> ParameterError:
+    return ParameterError(f"parameter resume={p.resume!r} is invalid: expected {expected}")

@@ -2,6 +2,7 @@
 check every notebook makes of what papermill passed it, and where a run writes its files."""
 
 import ast
+import contextlib
 import difflib
 import itertools
 import math
@@ -14,7 +15,7 @@ from pathlib import Path
 from .data import VALIDATION_IMAGES
 from .datafiles import RAW_MD5, REPO_ROOT
 from .errors import ParameterError
-from .models import list_models
+from .models import has_dropout, list_models
 
 TRAIN_IMAGES = 60_000
 OPTIMIZERS = ("sgd", "adam")
@@ -42,6 +43,14 @@ def _optional(accepts):
 
 def _positive(v):
     return _number(v) and v > 0
+
+
+def _fraction(v):
+    return _number(v) and 0 <= v < 1
+
+
+def _inside(v):
+    return _number(v) and 0 < v < 1
 
 
 def _bool(v):
@@ -75,13 +84,10 @@ class TrainParams:
     batch_size: int = param(64, _integer, "an integer (images per step)")
     lr: float = param(0.1, _positive, "a finite number > 0")
     optimizer: str = param("sgd", *_one_of(*OPTIMIZERS))
+    momentum: float | None = param(None, _optional(_inside), "None (OneCycle moves it) or a constant, 0 < momentum < 1")
     weight_decay: float = param(0.0, lambda v: _number(v) and v >= 0, "a finite number >= 0 (0 turns it off)")
-    lr_warmup: float = param(
-        0.2, lambda v: _number(v) and 0 < v < 1, "a fraction of the training steps, 0 < lr_warmup < 1"
-    )
-    grad_clip: float | None = param(
-        None, _optional(_positive), "None or a finite number > 0 (the largest gradient norm)"
-    )
+    lr_warmup: float = param(0.2, _inside, "a fraction of the training steps, 0 < lr_warmup < 1")
+    grad_clip: float | None = param(None, _optional(_positive), "None or a finite number > 0 (largest gradient norm)")
     seed: int = param(1, _integer, "an integer")
     device: str = param(
         "auto", lambda v: isinstance(v, str) and DEVICE.fullmatch(v), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
@@ -90,17 +96,13 @@ class TrainParams:
     translate: float = param(
         0.05, lambda v: _number(v) and 0 <= v < 0.5, "a fraction of the image size, 0 <= translate < 0.5"
     )
+    scale: float = param(0.02, _fraction, "a fraction, 0 <= scale < 1 (zoom 1 ± scale)")
     erase: float = param(0.0, lambda v: _number(v) and 0 <= v <= 1, "a probability, 0 <= erase <= 1")
-    label_smoothing: float = param(
-        0.0, lambda v: _number(v) and 0 <= v < 1, "a fraction, 0 <= label_smoothing < 1 (0 turns it off)"
-    )
-    ema: float | None = param(
-        0.999, _optional(lambda v: _number(v) and 0 < v < 1), "None or a decay per step, 0 < ema < 1 (e.g. 0.999)"
-    )
+    label_smoothing: float = param(0.0, _fraction, "a fraction, 0 <= label_smoothing < 1 (0 turns it off)")
+    dropout: float | None = param(None, _optional(_fraction), "None (the model's own) or 0 <= dropout < 1")
+    ema: float | None = param(0.999, _optional(_inside), "None or a decay per step, 0 < ema < 1 (e.g. 0.999)")
     ema_warmup: bool = param(True, _bool, "True (the EMA's decay starts low) or False")
-    clean_epochs: int = param(
-        3, lambda v: _integer(v) and v >= 0, "an integer >= 0 (the last epochs, without augmentation)"
-    )
+    clean_epochs: int = param(3, lambda v: _integer(v) and v >= 0, "an integer >= 0 (the last epochs, unaugmented)")
     amp: bool = param(False, _bool, "True (on a CUDA GPU: float16 mixed precision) or False (float32)")
     validation: bool = param(False, _bool, "True (train on the first 50,000 images, score on the rest) or False")
     data_dir: str | None = param(None, _path, "None or a folder path")
@@ -122,7 +124,10 @@ class TrainParams:
             object.__setattr__(self, "output_dir", str(Path(self.resume).parent))
 
     def _limits(self):
-        """The limits that depend on other parameters: how many images there are to train on, and steps."""
+        """The limits that depend on other parameters: a dropout for a model with one, how many images there are to
+        train on, and steps."""
+        if self.dropout is not None and not has_dropout(self.model):
+            _fail("dropout", self.dropout, f"None ({self.model} has no dropout layer)")
         available = TRAIN_IMAGES - VALIDATION_IMAGES * self.validation
         if self.subset is not None and not 1 <= self.subset <= available:
             _fail("subset", self.subset, f"None or an integer in 1..{available}")
@@ -186,7 +191,7 @@ def check_names(namespace, notebook: str) -> None:
 
 
 def check_params(namespace, notebook: str = "03_training") -> TrainParams:
-    """The training parameters among `namespace` (03_training passes its globals(): the parameters cell's values,
+    """The training parameters among `namespace` (a notebook passes its globals(): the parameters cell's values,
     papermill's included), checked: a name papermill passed that is not a parameter (`check_names`) or a bad value
     raises ParameterError. Names not given take TrainParams' defaults; other names in `namespace` are ignored."""
     check_names(namespace, notebook)
@@ -214,8 +219,6 @@ def make_output_dir(output_dir=None, prefix: str = "", parent: Path | None = Non
     stamp = f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}"
     for n in itertools.count(1):
         path = parent / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
+        with contextlib.suppress(FileExistsError):
             path.mkdir()
             return path
-        except FileExistsError:
-            continue

