@@ -30,7 +30,6 @@ from benchmarks.reference import (
     BATCH_SIZE,
     EPOCHS,
     LR,
-    MOMENTUM,
     ROTATION,
     reference_loaders,
     reference_net,
@@ -100,7 +99,7 @@ def run_reference(root, device, epochs, n_train, workers) -> dict:
 def run_engine(root, device, name, epochs, n_train) -> dict:
     """A model through the project's path (tensor loader on the device, batched augmentation, `fit`): s7 with its
     recipe, as 03_training trains it (`build`), or the reference net with its optimizer, lr, batch size and
-    rotation (only the loader and engine differ: `start`)."""
+    rotation (only the loader and engine differ: `start`, whose OneCycle schedule moves the lr and the momentum)."""
     peak_memory_mb(device, reset=True)
     began = time.perf_counter()
     if name == "s7":  # --quick: one augmented epoch
@@ -113,8 +112,8 @@ def run_engine(root, device, name, epochs, n_train) -> dict:
         run = build(p, device)
     else:
         pipeline = "reference net and optimizer, tensor loader + engine"
-        p = TrainParams(epochs=1, batch_size=BATCH_SIZE, lr=LR, momentum=MOMENTUM, lr_warmup=REFERENCE_WARMUP,
-                        ema=None, clean_epochs=0, seed=SEED, subset=n_train, data_dir=root)  # fmt: skip
+        p = TrainParams(epochs=1, batch_size=BATCH_SIZE, lr=LR, lr_warmup=REFERENCE_WARMUP, ema=None, clean_epochs=0,
+                        seed=SEED, subset=n_train, data_dir=root)  # fmt: skip
         seed_everything(SEED)
         augment = Augment(rotation=ROTATION, translate=0.0, scale=0.0)
         train, test = make_loaders(root, BATCH_SIZE, device, augment, SEED, subset=n_train)
