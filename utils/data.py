@@ -44,7 +44,7 @@ class Augment:
         precise = torch.float64 if x.device.type == "cpu" else x.dtype
         u = torch.rand(n, 4, generator=generator).to(x.device, precise)  # drawn on CPU: same numbers on any device
         angle = torch.deg2rad((2 * u[:, 0] - 1) * self.rotation)
-        low, high = 1 - self.scale, 1 + self.scale
+        low, high = 1 - self.scale, 1 + self.scale  # a range, as it was before `scale` was a parameter: same bits
         scale = low + (high - low) * u[:, 1]
         shift = (2 * u[:, 2:] - 1) * self.translate * 2  # affine_grid spans [-1, 1]: image width = 2
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
