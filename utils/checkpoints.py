@@ -79,9 +79,7 @@ def _last_line(err: Exception) -> str:
 
 def restore(ckpt, run) -> None:
     """Put `run`'s weights (and their EMA), optimizer, schedule, random-number states and history back to where
-    `ckpt` stopped."""
-    if (run.ema_model is None) != (ckpt.get("ema_model") is None):
-        raise CheckpointError("the checkpoint was written with ema set differently; resume with the same ema")
+    `ckpt` stopped (`resumable` has checked that it was written with the same parameters, `ema` among them)."""
     if run.ema_model is None:
         run.model.load_state_dict(ckpt["model"])
     else:
