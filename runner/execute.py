@@ -85,8 +85,7 @@ def summary(metrics: dict, out: Path) -> str:
     return "\n".join(
         [
             f"{model}: final {split} accuracy {history[-1]['eval_acc']:.2%}, best {best['eval_acc']:.2%} "
-            f"(epoch {best['epoch']}), "
-            f"{metrics['seconds']:.0f} s of training",
+            f"(epoch {best['epoch']}), {metrics['seconds']:.0f} s of training",
             f"target: {MODELS[model].target.verdict(history)}",
             f"notebooks (open in a browser): {', '.join(str(out / n) + '.html' for n in NOTEBOOKS)}",
             f"plots: {', '.join(sorted(p.name for p in out.glob('*.png')))} in {out}",
